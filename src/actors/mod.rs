@@ -1,0 +1,97 @@
+//! The actors of the agent, one folder each: `mod.rs` holds the messages and
+//! constructors, `actor.rs` the `Actor`/`Handler` impls.
+//!
+//! ```text
+//!            Supervisor ──owns──▶ Discovery, HostMonitor×N, Batcher, Uploader
+//! Discovery ──HostSetChanged──▶ Supervisor ──start/stop──▶ HostMonitor
+//! HostMonitor ──SamplesCollected──▶ Batcher ──(queue)+BatchQueued──▶ Uploader ──POST──▶ receiver
+//! ```
+//!
+//! Children that feed each other reach one another through a [`Route`], so
+//! that when the supervisor restarts one, the others follow the new address
+//! without being restarted themselves.
+
+pub mod batcher;
+pub mod discovery;
+pub mod host_monitor;
+pub mod supervisor;
+pub mod uploader;
+
+use std::sync::{Arc, Mutex};
+
+use actix::{Message, Recipient};
+
+/// A replaceable recipient: the current address of a child that may be
+/// restarted. Cloned into every sender.
+pub struct Route<M: Message + Send>
+where
+    M::Result: Send,
+{
+    cell: Arc<Mutex<Option<Recipient<M>>>>,
+}
+
+impl<M: Message + Send> Clone for Route<M>
+where
+    M::Result: Send,
+{
+    fn clone(&self) -> Self {
+        Route {
+            cell: self.cell.clone(),
+        }
+    }
+}
+
+impl<M: Message + Send> Default for Route<M>
+where
+    M::Result: Send,
+{
+    fn default() -> Self {
+        Route {
+            cell: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+impl<M: Message + Send> Route<M>
+where
+    M::Result: Send,
+{
+    /// Points the route at a (new) recipient.
+    pub fn set(&self, to: Recipient<M>) {
+        *self.cell.lock().unwrap_or_else(|e| e.into_inner()) = Some(to);
+    }
+
+    /// Sends without waiting; returns false when nobody is listening, so the
+    /// caller can count what was not delivered.
+    pub fn send(&self, msg: M) -> bool {
+        let guard = self.cell.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some(r) if r.connected() => {
+                r.do_send(msg);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Which child a supervisor event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ChildId {
+    Discovery,
+    Batcher,
+    Uploader,
+    /// A host monitor, by `host:port`.
+    Host(String),
+}
+
+impl std::fmt::Display for ChildId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChildId::Discovery => f.write_str("discovery"),
+            ChildId::Batcher => f.write_str("batcher"),
+            ChildId::Uploader => f.write_str("uploader"),
+            ChildId::Host(h) => write!(f, "host_monitor {h}"),
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! The `Supervisor` actor.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use slog::{error, info, warn, Logger};
+
+use super::restart::{Decision, RestartTracker};
+use super::{ChildStatus, ChildStopped, ListChildren, Reload, Shutdown};
+use crate::actors::batcher::{self, Batcher, Flush, StopBatching};
+use crate::actors::discovery::{ApplyTargets, Discovery, HostSetChanged, StopDiscovery};
+use crate::actors::host_monitor::{self, HostMonitor, HostSpec, SamplesCollected, StopMonitoring};
+use crate::actors::uploader::queue::SharedQueue;
+use crate::actors::uploader::{self, BatchQueued, BeginDrain, IsIdle, StopUploading, Uploader};
+use crate::actors::{ChildId, Route};
+use crate::config::{self, Settings};
+use crate::logging::LogHandle;
+use crate::stats::{AgentStats, Stats};
+
+/// Where a reload reads the configuration from: the file and the CLI layer
+/// that was merged over it at start.
+#[derive(Debug, Clone)]
+pub struct ReloadSource {
+    pub path: PathBuf,
+    pub overrides: serde_json::Value,
+}
+
+/// The root of the actor tree.
+pub struct Supervisor {
+    settings: Settings,
+    reload_source: Option<ReloadSource>,
+    log: Logger,
+    log_handle: Option<LogHandle>,
+    stats: Stats,
+    queue: SharedQueue,
+    to_batcher: Route<SamplesCollected>,
+    to_uploader: Route<BatchQueued>,
+    discovery: Option<Addr<Discovery>>,
+    batcher: Option<Addr<Batcher>>,
+    uploader: Option<Addr<Uploader>>,
+    /// Hosts Discovery wants monitored.
+    wanted: HashMap<String, HostSpec>,
+    /// Monitors running now.
+    monitors: HashMap<String, Addr<HostMonitor>>,
+    generations: HashMap<ChildId, u64>,
+    trackers: HashMap<ChildId, RestartTracker>,
+    failed: HashSet<ChildId>,
+    shutting_down: bool,
+}
+
+impl Supervisor {
+    pub fn new(
+        settings: Settings,
+        reload_source: Option<ReloadSource>,
+        log: Logger,
+        log_handle: Option<LogHandle>,
+        stats: Stats,
+    ) -> Self {
+        let queue = SharedQueue::new(settings.upload.max_queue_bytes);
+        Supervisor {
+            settings,
+            reload_source,
+            log,
+            log_handle,
+            stats,
+            queue,
+            to_batcher: Route::default(),
+            to_uploader: Route::default(),
+            discovery: None,
+            batcher: None,
+            uploader: None,
+            wanted: HashMap::new(),
+            monitors: HashMap::new(),
+            generations: HashMap::new(),
+            trackers: HashMap::new(),
+            failed: HashSet::new(),
+            shutting_down: false,
+        }
+    }
+
+    fn next_generation(&mut self, id: &ChildId) -> u64 {
+        let g = self.generations.entry(id.clone()).or_insert(0);
+        *g += 1;
+        *g
+    }
+
+    /// Starts (a fresh instance of) one child.
+    fn start_child(&mut self, id: ChildId, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let generation = self.next_generation(&id);
+        let me = ctx.address().recipient::<ChildStopped>();
+        match &id {
+            ChildId::Uploader => {
+                let addr = Uploader::new(
+                    self.settings.upload.clone(),
+                    self.queue.clone(),
+                    self.stats.clone(),
+                    me,
+                    generation,
+                    &self.log,
+                )
+                .start();
+                self.to_uploader.set(addr.clone().recipient());
+                self.uploader = Some(addr);
+            }
+            ChildId::Batcher => {
+                let addr = Batcher::new(
+                    self.settings.upload.clone(),
+                    self.settings.agent.clone(),
+                    self.queue.clone(),
+                    self.to_uploader.clone(),
+                    me,
+                    generation,
+                    self.stats.clone(),
+                    &self.log,
+                )
+                .start();
+                self.to_batcher.set(addr.clone().recipient());
+                self.batcher = Some(addr);
+            }
+            ChildId::Discovery => {
+                let addr = Discovery::new(
+                    self.settings.targets.clone(),
+                    ctx.address().recipient(),
+                    me,
+                    generation,
+                    &self.log,
+                )
+                .start();
+                self.discovery = Some(addr);
+            }
+            ChildId::Host(host) => {
+                let Some(spec) = self.wanted.get(host).cloned() else {
+                    return;
+                };
+                let addr = HostMonitor::new(
+                    spec,
+                    self.settings.agent.clone(),
+                    self.to_batcher.clone(),
+                    me,
+                    generation,
+                    self.stats.clone(),
+                    &self.log,
+                )
+                .start();
+                self.monitors.insert(host.clone(), addr);
+                AgentStats::set(&self.stats.hosts_monitored, self.monitors.len() as u64);
+            }
+        }
+    }
+
+    fn is_running(&self, id: &ChildId) -> bool {
+        match id {
+            ChildId::Uploader => self.uploader.as_ref().is_some_and(|a| a.connected()),
+            ChildId::Batcher => self.batcher.as_ref().is_some_and(|a| a.connected()),
+            ChildId::Discovery => self.discovery.as_ref().is_some_and(|a| a.connected()),
+            ChildId::Host(h) => self.monitors.get(h).is_some_and(|a| a.connected()),
+        }
+    }
+
+    fn stop_monitor(&mut self, host: &str) {
+        if let Some(addr) = self.monitors.remove(host) {
+            addr.do_send(StopMonitoring);
+        }
+        let id = ChildId::Host(host.to_string());
+        self.failed.remove(&id);
+        self.trackers.remove(&id);
+        AgentStats::set(&self.stats.hosts_monitored, self.monitors.len() as u64);
+    }
+
+    fn apply(&mut self, new: Settings) {
+        let old = std::mem::replace(&mut self.settings, new);
+        if let Some(h) = &self.log_handle {
+            h.set_level(self.settings.agent.log_level);
+        }
+        if old.agent.log_file != self.settings.agent.log_file || old.agent.log_format != self.settings.agent.log_format {
+            warn!(self.log, "agent.log_file and agent.log_format take effect at the next start; the level changed now.");
+        }
+        if old.agent != self.settings.agent {
+            for addr in self.monitors.values() {
+                addr.do_send(host_monitor::ApplySettings(self.settings.agent.clone()));
+            }
+        }
+        if old.agent != self.settings.agent || old.upload != self.settings.upload {
+            if let Some(b) = &self.batcher {
+                b.do_send(batcher::ApplySettings {
+                    upload: self.settings.upload.clone(),
+                    agent: self.settings.agent.clone(),
+                });
+            }
+        }
+        if old.upload != self.settings.upload {
+            if let Some(u) = &self.uploader {
+                u.do_send(uploader::ApplySettings(self.settings.upload.clone()));
+            }
+        }
+        if old.targets != self.settings.targets {
+            if let Some(d) = &self.discovery {
+                d.do_send(ApplyTargets(self.settings.targets.clone()));
+            }
+        }
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        info!(self.log, "Agent starting."; "version" => env!("CARGO_PKG_VERSION"), "targets" => self.settings.targets.len(),
+            "interval_secs" => self.settings.agent.interval.as_secs());
+        // Downstream first, so the first samples find a batcher and the
+        // first batch an uploader.
+        self.start_child(ChildId::Uploader, ctx);
+        self.start_child(ChildId::Batcher, ctx);
+        self.start_child(ChildId::Discovery, ctx);
+    }
+}
+
+impl Handler<HostSetChanged> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: HostSetChanged, ctx: &mut Self::Context) {
+        if self.shutting_down {
+            return;
+        }
+        for host in msg.removed {
+            info!(self.log, "Host no longer monitored."; "host" => &host);
+            self.wanted.remove(&host);
+            self.stop_monitor(&host);
+        }
+        for spec in msg.added {
+            let host = spec.addr.clone();
+            let unchanged = self
+                .wanted
+                .get(&host)
+                .is_some_and(|old| old.fingerprint == spec.fingerprint && old.cluster == spec.cluster);
+            if unchanged && self.monitors.contains_key(&host) {
+                continue;
+            }
+            self.stop_monitor(&host);
+            self.wanted.insert(host.clone(), spec);
+            self.start_child(ChildId::Host(host), ctx);
+        }
+    }
+}
+
+impl Handler<ChildStopped> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildStopped, ctx: &mut Self::Context) {
+        if self.shutting_down || self.generations.get(&msg.child) != Some(&msg.generation) {
+            return;
+        }
+        if let ChildId::Host(h) = &msg.child {
+            if !self.wanted.contains_key(h) {
+                return;
+            }
+            self.monitors.remove(h);
+        }
+        let decision = self.trackers.entry(msg.child.clone()).or_default().on_stop(Instant::now());
+        match decision {
+            Decision::RestartAfter(delay) => {
+                AgentStats::add(&self.stats.restarts, 1);
+                warn!(self.log, "Child stopped unexpectedly; restarting."; "child" => msg.child.to_string(), "delay_ms" => delay.as_millis() as u64);
+                let id = msg.child;
+                ctx.run_later(delay, move |act, ctx| {
+                    if !act.is_running(&id) {
+                        act.start_child(id, ctx);
+                    }
+                });
+            }
+            Decision::GiveUp => {
+                error!(self.log, "Child keeps stopping; giving up on it. The rest of the agent keeps running."; "child" => msg.child.to_string());
+                self.failed.insert(msg.child);
+            }
+        }
+    }
+}
+
+impl Handler<ListChildren> for Supervisor {
+    type Result = Vec<ChildStatus>;
+
+    fn handle(&mut self, _: ListChildren, _: &mut Self::Context) -> Vec<ChildStatus> {
+        let mut ids = vec![ChildId::Discovery, ChildId::Batcher, ChildId::Uploader];
+        let mut hosts: Vec<&String> = self.wanted.keys().collect();
+        hosts.sort();
+        ids.extend(hosts.into_iter().map(|h| ChildId::Host(h.clone())));
+        ids.into_iter()
+            .map(|id| ChildStatus {
+                generation: self.generations.get(&id).copied().unwrap_or(0),
+                running: self.is_running(&id),
+                failed: self.failed.contains(&id),
+                id,
+            })
+            .collect()
+    }
+}
+
+impl Handler<Reload> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Reload, _: &mut Self::Context) {
+        if let Some(h) = &self.log_handle {
+            if let Err(e) = h.reopen() {
+                error!(self.log, "Cannot reopen the log file."; "error" => e.to_string());
+            }
+        }
+        let Some(src) = self.reload_source.clone() else {
+            warn!(self.log, "Reload asked, but this agent has no configuration file to reread.");
+            return;
+        };
+        let result = config::load(&src.path, &src.overrides).and_then(|raw| config::validate(&raw, Some(&src.path)));
+        match result {
+            Ok(new) => {
+                info!(self.log, "Configuration reloaded."; "file" => src.path.display().to_string(), "targets" => new.targets.len());
+                self.apply(new);
+            }
+            Err(e) => {
+                error!(self.log, "Reload rejected; keeping the running configuration."; "error" => e.to_string());
+            }
+        }
+    }
+}
+
+impl Handler<Shutdown> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        if self.shutting_down {
+            warn!(self.log, "Second stop signal; exiting without waiting for the receiver.");
+            System::current().stop();
+            return;
+        }
+        self.shutting_down = true;
+        let timeout = self.settings.agent.shutdown_timeout;
+        info!(self.log, "Shutting down."; "drain_timeout_secs" => timeout.as_secs());
+        if let Some(d) = self.discovery.take() {
+            d.do_send(StopDiscovery);
+        }
+        for (_, addr) in self.monitors.drain() {
+            addr.do_send(StopMonitoring);
+        }
+        let batcher = self.batcher.clone();
+        let uploader = self.uploader.clone();
+        let deadline = Instant::now() + timeout;
+        let drain = async move {
+            if let Some(b) = &batcher {
+                let _ = b.send(Flush).await;
+            }
+            if let Some(u) = &uploader {
+                u.do_send(BeginDrain);
+            }
+            loop {
+                let idle = match &uploader {
+                    Some(u) => u.send(IsIdle).await.unwrap_or(true),
+                    None => true,
+                };
+                if idle || Instant::now() >= deadline {
+                    break;
+                }
+                actix_rt::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        ctx.spawn(drain.into_actor(self).map(|_, act, _| {
+            let (left, bytes) = {
+                let q = act.queue.lock();
+                (q.len(), q.bytes())
+            };
+            if left == 0 {
+                info!(act.log, "All queued batches delivered; exiting.");
+            } else {
+                warn!(act.log, "Exiting with batches the receiver did not take."; "batches" => left, "bytes" => bytes);
+            }
+            if let Some(b) = act.batcher.take() {
+                b.do_send(StopBatching);
+            }
+            if let Some(u) = act.uploader.take() {
+                u.do_send(StopUploading);
+            }
+            System::current().stop();
+        }));
+    }
+}

@@ -1,0 +1,146 @@
+//! `mongomon check`: can the agent reach what it must reach?
+//!
+//! One line per MongoDB host and per receiver, OK or FAIL with the reason,
+//! the way the deployment guide's "networking rules" ask an operator to
+//! verify: the agent must connect to every mongod/mongos and to the
+//! monitoring server.
+
+use std::time::Duration;
+
+use awc::http::header;
+
+use crate::config::{redact_uri, Settings};
+use crate::mongo;
+
+/// One checked endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckLine {
+    pub ok: bool,
+    /// `mongodb` or `upload`.
+    pub kind: &'static str,
+    pub endpoint: String,
+    pub detail: String,
+}
+
+impl std::fmt::Display for CheckLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:<4}  {:<7}  {}  {}",
+            if self.ok { "OK" } else { "FAIL" },
+            self.kind,
+            self.endpoint,
+            self.detail
+        )
+    }
+}
+
+/// Checks every seed host of every target, then the receiver. Must run
+/// inside an actix System (awc needs its runtime).
+pub async fn run(settings: &Settings) -> Vec<CheckLine> {
+    let mut lines = Vec::new();
+    for target in &settings.targets {
+        let base = match mongo::target_options(target).await {
+            Ok(b) => b,
+            Err(e) => {
+                lines.push(CheckLine {
+                    ok: false,
+                    kind: "mongodb",
+                    endpoint: redact_uri(&target.uri),
+                    detail: mongo::classify("resolve", &e).message,
+                });
+                continue;
+            }
+        };
+        for host in &target.hosts {
+            lines.push(check_host(&base, host, settings).await);
+        }
+    }
+    lines.push(check_upload(settings).await);
+    lines
+}
+
+async fn check_host(base: &mongodb::options::ClientOptions, host: &str, s: &Settings) -> CheckLine {
+    let fail = |detail: String| CheckLine {
+        ok: false,
+        kind: "mongodb",
+        endpoint: host.to_string(),
+        detail,
+    };
+    let client = match mongo::host_options(base, host, &s.agent).and_then(mongo::host_client) {
+        Ok(c) => c,
+        Err(e) => return fail(mongo::classify("connect", &e).message),
+    };
+    let timeout = s.agent.command_timeout;
+    let hello = mongo::run(&client, "hello", None, timeout).await;
+    let hello = if hello.code == Some(59) {
+        mongo::run(&client, "isMaster", None, timeout).await
+    } else {
+        hello
+    };
+    let hello = match hello.result {
+        Ok(d) => d,
+        Err(f) => return fail(format!("{}: {}", f.kind, f.message)),
+    };
+    let status = mongo::run(&client, "serverStatus", None, timeout).await;
+    let status = match status.result {
+        Ok(d) => d,
+        Err(f) => return fail(format!("serverStatus {}: {}", f.kind, f.message)),
+    };
+    let role = crate::sample::Role::from_hello(&hello);
+    let mut detail = role.as_str().to_string();
+    if let Ok(set) = hello.get_str("setName") {
+        detail.push_str(&format!(" of {set}"));
+    }
+    if let Ok(v) = status.get_str("version") {
+        detail.push_str(&format!(", version {v}"));
+    }
+    CheckLine {
+        ok: true,
+        kind: "mongodb",
+        endpoint: host.to_string(),
+        detail,
+    }
+}
+
+/// POSTs an empty batch: a receiver that answers at all is reachable, one
+/// that says 401/403 rejects our key, 404/405 means the URL is wrong.
+async fn check_upload(s: &Settings) -> CheckLine {
+    let u = &s.upload;
+    let client = awc::Client::builder()
+        .connector(awc::Connector::new().timeout(u.timeout))
+        .timeout(u.timeout.min(Duration::from_secs(10)))
+        .finish();
+    let mut req = client
+        .post(&u.url)
+        .insert_header((header::CONTENT_TYPE, u.format.content_type()));
+    if let Some(key) = &u.api_key {
+        req = req.insert_header((u.api_key_header.as_str(), key.as_str()));
+    }
+    let endpoint = redact_uri(&u.url);
+    match req.send_body("").await {
+        Ok(resp) => {
+            let code = resp.status().as_u16();
+            let (ok, why) = match code {
+                200..=299 => (true, "accepted an empty batch"),
+                400 => (true, "reachable (refused an empty test batch)"),
+                401 | 403 => (false, "rejected the credentials; check upload.api_key"),
+                404 | 405 => (false, "no such endpoint; check the path of upload.url"),
+                500.. => (false, "receiver error"),
+                _ => (false, "unexpected answer"),
+            };
+            CheckLine {
+                ok,
+                kind: "upload",
+                endpoint,
+                detail: format!("HTTP {code}: {why}"),
+            }
+        }
+        Err(e) => CheckLine {
+            ok: false,
+            kind: "upload",
+            endpoint,
+            detail: e.to_string(),
+        },
+    }
+}

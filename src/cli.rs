@@ -1,0 +1,155 @@
+//! The command line, declared with clap's derive API.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use serde_json::{json, Map, Value};
+
+use crate::config::DEFAULT_CONFIG_PATH;
+
+const EXAMPLES: &str = "\
+Examples:
+  mongomon run --config /etc/mongomon/mongomon.toml
+  mongomon run -c mongomon.toml --target mongodb://127.0.0.1:27017 --upload-url http://127.0.0.1:8428/write
+  mongomon check -c mongomon.toml        # one OK/FAIL line per host and receiver
+  mongomon config -c mongomon.toml       # the effective configuration, secrets redacted
+  MONGOMON_AGENT__INTERVAL_SECS=30 mongomon run   # any key through the environment
+
+Signals (run): SIGTERM/SIGINT stop gracefully, SIGHUP rereads the configuration.";
+
+/// mongomon: watches every mongod and mongos of a deployment and ships what
+/// it sees to a time-series receiver, without losing samples.
+#[derive(Debug, Parser)]
+#[command(name = "mongomon", version, about, long_about = None, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(short, long, global = true, env = "MONGOMON_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+
+    /// More logging (-v debug, -vv trace); overrides agent.log_level.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less logging (-q warn, -qq error); overrides agent.log_level.
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+
+    #[command(flatten)]
+    pub overrides: Overrides,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags that override configuration keys (the top configuration layer).
+#[derive(Debug, Clone, Default, Args)]
+pub struct Overrides {
+    /// Monitor this MongoDB URI instead of the file's [[targets]] (repeatable).
+    #[arg(long = "target", global = true, value_name = "URI")]
+    pub targets: Vec<String>,
+
+    /// upload.url: where batches are POSTed.
+    #[arg(long, global = true, value_name = "URL")]
+    pub upload_url: Option<String>,
+
+    /// upload.format: influx or json.
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub upload_format: Option<String>,
+
+    /// agent.interval_secs: seconds between two samples of a host.
+    #[arg(long, global = true, value_name = "SECS", allow_negative_numbers = true)]
+    pub interval_secs: Option<i64>,
+
+    /// agent.log_file: log to this file instead of stderr.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub log_file: Option<String>,
+
+    /// agent.log_level: error, warn, info, debug or trace.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+impl Overrides {
+    /// The flags as a partial configuration, merged over file and env.
+    pub fn to_value(&self) -> Value {
+        let mut agent = Map::new();
+        if let Some(v) = self.interval_secs {
+            agent.insert("interval_secs".into(), json!(v));
+        }
+        if let Some(v) = &self.log_file {
+            agent.insert("log_file".into(), json!(v));
+        }
+        if let Some(v) = &self.log_level {
+            agent.insert("log_level".into(), json!(v));
+        }
+        let mut upload = Map::new();
+        if let Some(v) = &self.upload_url {
+            upload.insert("url".into(), json!(v));
+        }
+        if let Some(v) = &self.upload_format {
+            upload.insert("format".into(), json!(v));
+        }
+        let mut root = Map::new();
+        if !agent.is_empty() {
+            root.insert("agent".into(), Value::Object(agent));
+        }
+        if !upload.is_empty() {
+            root.insert("upload".into(), Value::Object(upload));
+        }
+        if !self.targets.is_empty() {
+            let t: Vec<Value> = self.targets.iter().map(|u| json!({ "uri": u })).collect();
+            root.insert("targets".into(), Value::Array(t));
+        }
+        Value::Object(root)
+    }
+}
+
+/// What to do.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the agent in the foreground until SIGTERM or SIGINT.
+    Run,
+    /// Connect to every configured host and to the receiver; one OK/FAIL
+    /// line each; exit status 1 if anything failed.
+    Check,
+    /// Print the effective configuration as TOML, secrets redacted.
+    Config,
+}
+
+/// The log level after -v/-q.
+pub fn adjust_level(base: slog::Level, verbose: u8, quiet: u8) -> slog::Level {
+    use slog::Level::*;
+    if verbose >= 2 {
+        Trace
+    } else if verbose == 1 {
+        Debug
+    } else if quiet >= 2 {
+        Error
+    } else if quiet == 1 {
+        Warning
+    } else {
+        base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_become_config_keys() {
+        let cli = Cli::parse_from([
+            "mongomon", "run", "--interval-secs", "-3", "--target", "mongodb://a", "--upload-url", "http://u/",
+        ]);
+        assert_eq!(
+            cli.overrides.to_value(),
+            json!({"agent": {"interval_secs": -3}, "upload": {"url": "http://u/"}, "targets": [{"uri": "mongodb://a"}]})
+        );
+    }
+}

@@ -1,0 +1,721 @@
+//! Configuration: three layers merged, then validated into typed settings.
+//!
+//! Layers, lowest first: built-in defaults ([`RawConfig::default`]), the TOML
+//! file, environment variables `MONGOMON_<SECTION>__<KEY>`, and CLI flags.
+//! [`load`] merges them with figment and [`validate`] turns the result into
+//! [`Settings`] made of `Duration`s and checked values. Every error names the
+//! key and says what is allowed, because the operator reading it is usually
+//! looking at a failed service start.
+
+mod error;
+mod raw;
+
+pub use error::ConfigError;
+pub use raw::{RawAgent, RawConfig, RawTarget, RawUpload};
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+
+/// Where the service looks when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/mongomon/mongomon.toml";
+
+/// Environment variables with this prefix override file keys; `__` separates
+/// the section from the key (`MONGOMON_AGENT__INTERVAL_SECS=5`).
+pub const ENV_PREFIX: &str = "MONGOMON_";
+
+/// Variables with [`ENV_PREFIX`] that are not config keys (they are read by
+/// the CLI itself) and must not trip `deny_unknown_fields`.
+const ENV_NOT_KEYS: &[&str] = &["config"];
+
+/// Reads the file at `path` (which must exist), merges the environment and
+/// `overrides` (the CLI layer, a partial config) over it, and extracts the raw
+/// config. Unknown keys anywhere are errors.
+pub fn load(path: &Path, overrides: &serde_json::Value) -> Result<RawConfig, ConfigError> {
+    if !path.exists() {
+        return Err(ConfigError::MissingFile {
+            path: path.to_path_buf(),
+        });
+    }
+    // Read it ourselves so an unreadable file says "permission denied" with
+    // the path, rather than figment's generic message.
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let figment = Figment::from(Serialized::defaults(RawConfig::default()))
+        .merge(Toml::string(&text))
+        .merge(env_provider())
+        .merge(Serialized::defaults(overrides.clone()));
+    figment
+        .extract::<RawConfig>()
+        .map_err(|e| ConfigError::from_figment(e, path))
+}
+
+/// Merges only defaults, the given TOML text and `overrides`: for `init`, for
+/// embedded configurations and for tests that must not see the environment.
+pub fn load_str(text: &str, overrides: &serde_json::Value) -> Result<RawConfig, ConfigError> {
+    Figment::from(Serialized::defaults(RawConfig::default()))
+        .merge(Toml::string(text))
+        .merge(Serialized::defaults(overrides.clone()))
+        .extract::<RawConfig>()
+        .map_err(|e| ConfigError::from_figment(e, Path::new("<inline>")))
+}
+
+fn env_provider() -> Env {
+    Env::prefixed(ENV_PREFIX)
+        .filter(|key| !ENV_NOT_KEYS.contains(&key.as_str()))
+        .split("__")
+}
+
+/// Validated, typed settings: what the actors run on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub agent: AgentSettings,
+    pub targets: Vec<TargetSettings>,
+    pub upload: UploadSettings,
+    /// The file these settings came from, reread on SIGHUP.
+    pub source: Option<PathBuf>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Typed `[agent]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentSettings {
+    pub interval: Duration,
+    pub command_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub info_interval: Duration,
+    pub shutdown_timeout: Duration,
+    /// The `agent` tag on self-metrics.
+    pub name: String,
+    pub log_level: slog::Level,
+    pub log_format: LogFormat,
+    pub log_file: Option<PathBuf>,
+}
+
+/// Typed `[[targets]]` entry. `password` is resolved from the URI, the file
+/// or the environment, and never printed.
+#[derive(Clone, PartialEq)]
+pub struct TargetSettings {
+    /// The `cluster` tag.
+    pub name: String,
+    /// The URI as written, credentials included; use [`redact_uri`] to show it.
+    pub uri: String,
+    /// The seed hosts of the URI, `host:port`.
+    pub hosts: Vec<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for TargetSettings {
+    // Hand-written so that `{:?}` of settings can never leak a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetSettings")
+            .field("name", &self.name)
+            .field("uri", &redact_uri(&self.uri))
+            .field("hosts", &self.hosts)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The wire format of uploaded batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadFormat {
+    /// InfluxDB line protocol.
+    Influx,
+    /// One JSON document per sample, newline-separated.
+    Json,
+}
+
+impl UploadFormat {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            UploadFormat::Influx => "text/plain; charset=utf-8",
+            UploadFormat::Json => "application/x-ndjson",
+        }
+    }
+}
+
+/// Typed `[upload]`.
+#[derive(Clone, PartialEq)]
+pub struct UploadSettings {
+    pub url: String,
+    pub format: UploadFormat,
+    pub api_key: Option<String>,
+    pub api_key_header: String,
+    pub timeout: Duration,
+    pub gzip: bool,
+    pub max_batch_bytes: usize,
+    pub max_batch_age: Duration,
+    pub max_queue_bytes: usize,
+    pub retry: RetrySettings,
+}
+
+impl std::fmt::Debug for UploadSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadSettings")
+            .field("url", &redact_uri(&self.url))
+            .field("format", &self.format)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_key_header", &self.api_key_header)
+            .field("timeout", &self.timeout)
+            .field("gzip", &self.gzip)
+            .field("max_batch_bytes", &self.max_batch_bytes)
+            .field("max_batch_age", &self.max_batch_age)
+            .field("max_queue_bytes", &self.max_queue_bytes)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+/// The retry schedule of the uploader (see `actors::uploader::retry`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetrySettings {
+    pub initial: Duration,
+    pub max: Duration,
+    pub multiplier: f64,
+    /// `None`: retry for ever.
+    pub max_retries: Option<u32>,
+}
+
+/// Checks every key and builds [`Settings`]. The first problem found is
+/// returned; its message names the key and the fix.
+pub fn validate(raw: &RawConfig, source: Option<&Path>) -> Result<Settings, ConfigError> {
+    let agent = validate_agent(&raw.agent)?;
+    if raw.targets.is_empty() {
+        return Err(ConfigError::invalid(
+            "targets",
+            "no [[targets]] configured; add at least one, e.g. [[targets]] uri = \"mongodb://127.0.0.1:27017\"",
+        ));
+    }
+    let mut targets = Vec::with_capacity(raw.targets.len());
+    for (i, t) in raw.targets.iter().enumerate() {
+        targets.push(validate_target(i, t)?);
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, t) in targets.iter().enumerate() {
+        if !names.insert(t.name.clone()) {
+            return Err(ConfigError::invalid(
+                format!("targets[{i}].name"),
+                format!(
+                    "\"{}\" is used by two targets; give each target its own name",
+                    t.name
+                ),
+            ));
+        }
+    }
+    let upload = validate_upload(&raw.upload)?;
+    Ok(Settings {
+        agent,
+        targets,
+        upload,
+        source: source.map(Path::to_path_buf),
+    })
+}
+
+fn positive(key: &str, value: i64) -> Result<u64, ConfigError> {
+    if value <= 0 {
+        Err(ConfigError::invalid(
+            key,
+            format!("must be greater than 0 (found {value})"),
+        ))
+    } else {
+        Ok(value as u64)
+    }
+}
+
+fn validate_agent(a: &RawAgent) -> Result<AgentSettings, ConfigError> {
+    let interval = Duration::from_secs(positive("agent.interval_secs", a.interval_secs)?);
+    let command_timeout =
+        Duration::from_millis(positive("agent.command_timeout_ms", a.command_timeout_ms)?);
+    let connect_timeout =
+        Duration::from_millis(positive("agent.connect_timeout_ms", a.connect_timeout_ms)?);
+    let info_interval =
+        Duration::from_secs(positive("agent.info_interval_secs", a.info_interval_secs)?);
+    let shutdown_timeout = Duration::from_secs(positive(
+        "agent.shutdown_timeout_secs",
+        a.shutdown_timeout_secs,
+    )?);
+    let log_level = match a.log_level.to_ascii_lowercase().as_str() {
+        "error" => slog::Level::Error,
+        "warn" | "warning" => slog::Level::Warning,
+        "info" => slog::Level::Info,
+        "debug" => slog::Level::Debug,
+        "trace" => slog::Level::Trace,
+        other => {
+            return Err(ConfigError::invalid(
+                "agent.log_level",
+                format!("\"{other}\" is not a level; use one of error, warn, info, debug, trace"),
+            ))
+        }
+    };
+    let log_format = match a.log_format.as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(ConfigError::invalid(
+                "agent.log_format",
+                format!("\"{other}\" is not a format; use \"text\" or \"json\""),
+            ))
+        }
+    };
+    let name = match &a.name {
+        Some(n) if n.trim().is_empty() => {
+            return Err(ConfigError::invalid(
+                "agent.name",
+                "must not be empty; remove the key to use the host name",
+            ))
+        }
+        Some(n) => n.clone(),
+        None => local_hostname(),
+    };
+    let log_file = match &a.log_file {
+        Some(p) if p.trim().is_empty() => {
+            return Err(ConfigError::invalid(
+                "agent.log_file",
+                "must not be empty; remove the key to log to stderr",
+            ))
+        }
+        Some(p) => Some(PathBuf::from(p)),
+        None => None,
+    };
+    Ok(AgentSettings {
+        interval,
+        command_timeout,
+        connect_timeout,
+        info_interval,
+        shutdown_timeout,
+        name,
+        log_level,
+        log_format,
+        log_file,
+    })
+}
+
+fn validate_target(i: usize, t: &RawTarget) -> Result<TargetSettings, ConfigError> {
+    let key = |k: &str| format!("targets[{i}].{k}");
+    if t.uri.trim().is_empty() {
+        return Err(ConfigError::invalid(
+            key("uri"),
+            "is required: a MongoDB URI such as \"mongodb://127.0.0.1:27017\"",
+        ));
+    }
+    let cs = mongodb::options::ConnectionString::parse(&t.uri).map_err(|e| {
+        ConfigError::invalid(
+            key("uri"),
+            format!(
+                "\"{}\" is not a valid MongoDB URI ({}); expected mongodb://host:port[,host:port]/[?options]",
+                redact_uri(&t.uri),
+                first_line(&e.kind.to_string())
+            ),
+        )
+    })?;
+    let hosts = match &cs.host_info {
+        mongodb::options::HostInfo::HostIdentifiers(h) => {
+            h.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+        }
+        mongodb::options::HostInfo::DnsRecord(name) => vec![name.clone()],
+        _ => Vec::new(),
+    };
+    if hosts.is_empty() {
+        return Err(ConfigError::invalid(key("uri"), "names no host"));
+    }
+    let uri_cred = cs.credential.as_ref();
+    let username = t
+        .username
+        .clone()
+        .or_else(|| uri_cred.and_then(|c| c.username.clone()));
+    let sources = [
+        t.password.is_some(),
+        t.password_file.is_some(),
+        t.password_env.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    if sources > 1 {
+        return Err(ConfigError::invalid(
+            key("password"),
+            "set only one of password, password_file and password_env",
+        ));
+    }
+    let password = if let Some(p) = &t.password {
+        Some(p.clone())
+    } else if let Some(file) = &t.password_file {
+        Some(read_secret_file(&key("password_file"), file)?)
+    } else if let Some(var) = &t.password_env {
+        match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(v),
+            _ => {
+                return Err(ConfigError::invalid(
+                    key("password_env"),
+                    format!("the environment variable {var} is not set or empty; export it or use password_file"),
+                ))
+            }
+        }
+    } else {
+        uri_cred.and_then(|c| c.password.clone())
+    };
+    if password.is_some() && username.is_none() {
+        return Err(ConfigError::invalid(
+            key("username"),
+            "a password is set but no user name; set username or put user@ in the URI",
+        ));
+    }
+    let name = match &t.name {
+        Some(n) if n.trim().is_empty() => {
+            return Err(ConfigError::invalid(
+                key("name"),
+                "must not be empty; remove the key to name the target after its first host",
+            ))
+        }
+        Some(n) => n.clone(),
+        None => hosts[0].clone(),
+    };
+    Ok(TargetSettings {
+        name,
+        uri: t.uri.clone(),
+        hosts,
+        username,
+        password,
+    })
+}
+
+fn validate_upload(u: &RawUpload) -> Result<UploadSettings, ConfigError> {
+    if u.url.trim().is_empty() {
+        return Err(ConfigError::invalid(
+            "upload.url",
+            "is required, e.g. \"http://127.0.0.1:8428/write\" for VictoriaMetrics",
+        ));
+    }
+    let parsed: Result<awc::http::Uri, _> = u.url.parse();
+    match parsed {
+        Ok(uri)
+            if matches!(uri.scheme_str(), Some("http") | Some("https"))
+                && uri.host().is_some() => {}
+        _ => {
+            return Err(ConfigError::invalid(
+                "upload.url",
+                format!(
+                    "\"{}\" is not an http:// or https:// URL with a host",
+                    redact_uri(&u.url)
+                ),
+            ))
+        }
+    }
+    let format = match u.format.as_str() {
+        "influx" => UploadFormat::Influx,
+        "json" => UploadFormat::Json,
+        other => {
+            return Err(ConfigError::invalid(
+                "upload.format",
+                format!("\"{other}\" is not a format; use \"influx\" or \"json\""),
+            ))
+        }
+    };
+    if u.api_key.is_some() && u.api_key_file.is_some() {
+        return Err(ConfigError::invalid(
+            "upload.api_key",
+            "set only one of api_key and api_key_file",
+        ));
+    }
+    let api_key = match (&u.api_key, &u.api_key_file) {
+        (Some(k), _) => Some(k.clone()),
+        (None, Some(f)) => Some(read_secret_file("upload.api_key_file", f)?),
+        (None, None) => None,
+    };
+    if api_key.is_some() && awc::http::header::HeaderName::try_from(&u.api_key_header).is_err() {
+        return Err(ConfigError::invalid(
+            "upload.api_key_header",
+            format!(
+                "\"{}\" is not a valid HTTP header name",
+                u.api_key_header
+            ),
+        ));
+    }
+    let max_batch_bytes = positive("upload.max_batch_bytes", u.max_batch_bytes)? as usize;
+    let max_queue_bytes = positive("upload.max_queue_bytes", u.max_queue_bytes)? as usize;
+    if max_queue_bytes < max_batch_bytes {
+        return Err(ConfigError::invalid(
+            "upload.max_queue_bytes",
+            format!("must be at least upload.max_batch_bytes ({max_batch_bytes}), found {max_queue_bytes}"),
+        ));
+    }
+    let initial = Duration::from_millis(positive("upload.retry_initial_ms", u.retry_initial_ms)?);
+    let max = Duration::from_millis(positive("upload.retry_max_ms", u.retry_max_ms)?);
+    if max < initial {
+        return Err(ConfigError::invalid(
+            "upload.retry_max_ms",
+            format!(
+                "must be at least upload.retry_initial_ms ({}), found {}",
+                u.retry_initial_ms, u.retry_max_ms
+            ),
+        ));
+    }
+    if !(u.retry_multiplier.is_finite() && u.retry_multiplier >= 1.0) {
+        return Err(ConfigError::invalid(
+            "upload.retry_multiplier",
+            format!("must be a number of at least 1.0 (found {})", u.retry_multiplier),
+        ));
+    }
+    if u.max_retries < 0 {
+        return Err(ConfigError::invalid(
+            "upload.max_retries",
+            format!("must be 0 (retry for ever) or more (found {})", u.max_retries),
+        ));
+    }
+    Ok(UploadSettings {
+        url: u.url.clone(),
+        format,
+        api_key,
+        api_key_header: u.api_key_header.clone(),
+        timeout: Duration::from_secs(positive("upload.timeout_secs", u.timeout_secs)?),
+        gzip: u.gzip,
+        max_batch_bytes,
+        max_batch_age: Duration::from_millis(positive(
+            "upload.max_batch_age_ms",
+            u.max_batch_age_ms,
+        )?),
+        max_queue_bytes,
+        retry: RetrySettings {
+            initial,
+            max,
+            multiplier: u.retry_multiplier,
+            max_retries: if u.max_retries == 0 {
+                None
+            } else {
+                Some(u.max_retries.min(u32::MAX as i64) as u32)
+            },
+        },
+    })
+}
+
+fn read_secret_file(key: &str, path: &str) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::invalid(
+            key,
+            format!("cannot read \"{path}\" ({e}); check the path and that the agent's user may read it"),
+        )
+    })?;
+    let secret = text.lines().next().unwrap_or("").trim_end().to_string();
+    if secret.is_empty() {
+        return Err(ConfigError::invalid(
+            key,
+            format!("\"{path}\" is empty; put the secret on its first line"),
+        ));
+    }
+    Ok(secret)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// The machine's host name, or `"localhost"` when it cannot be read.
+pub fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Replaces the password in `scheme://user:password@host…` with `<redacted>`.
+/// Used for every URI that reaches a log line, an error or `mongomon config`.
+pub fn redact_uri(uri: &str) -> String {
+    let Some(scheme_end) = uri.find("://") else {
+        return uri.to_string();
+    };
+    let rest = &uri[scheme_end + 3..];
+    // The userinfo ends at the last '@' before the first '/' or '?'.
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return uri.to_string();
+    };
+    let userinfo = &authority[..at];
+    let user = userinfo.split(':').next().unwrap_or("");
+    let redacted = if userinfo.contains(':') {
+        format!("{user}:<redacted>")
+    } else {
+        user.to_string()
+    };
+    format!(
+        "{}://{}@{}",
+        &uri[..scheme_end],
+        redacted,
+        &rest[at + 1..]
+    )
+}
+
+/// The raw config with every secret replaced, for `mongomon config`.
+pub fn redacted(raw: &RawConfig) -> RawConfig {
+    let mut out = raw.clone();
+    for t in &mut out.targets {
+        t.uri = redact_uri(&t.uri);
+        if t.password.is_some() {
+            t.password = Some("<redacted>".into());
+        }
+    }
+    if out.upload.api_key.is_some() {
+        out.upload.api_key = Some("<redacted>".into());
+    }
+    out.upload.url = redact_uri(&out.upload.url);
+    out
+}
+
+/// Renders a raw config as TOML.
+pub fn to_toml(raw: &RawConfig) -> Result<String, ConfigError> {
+    toml::to_string_pretty(raw).map_err(|e| ConfigError::invalid("<config>", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn check(toml: &str) -> Result<Settings, ConfigError> {
+        let raw = load_str(toml, &serde_json::json!({}))?;
+        validate(&raw, None)
+    }
+
+    const MINIMAL: &str = r#"
+        [[targets]]
+        uri = "mongodb://127.0.0.1:27017"
+        [upload]
+        url = "http://127.0.0.1:8428/write"
+    "#;
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let s = check(MINIMAL).expect("valid");
+        assert_eq!(s.agent.interval, Duration::from_secs(10));
+        assert_eq!(s.targets[0].hosts, vec!["127.0.0.1:27017".to_string()]);
+        assert_eq!(s.targets[0].name, "127.0.0.1:27017");
+        assert_eq!(s.upload.format, UploadFormat::Influx);
+        assert_eq!(s.upload.retry.max_retries, None);
+    }
+
+    #[test]
+    fn negative_interval_names_key_and_value() {
+        let err = check(&format!("[agent]\ninterval_secs = -5\n{MINIMAL}")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config: agent.interval_secs must be greater than 0 (found -5)"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_section() {
+        let err = check(&format!("[agent]\nintervall_secs = 5\n{MINIMAL}")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("agent.intervall_secs"), "{msg}");
+        assert!(msg.contains("interval_secs"), "lists allowed keys: {msg}");
+    }
+
+    #[test]
+    fn bad_uri_is_rejected_without_leaking_password() {
+        let err = check(
+            "[[targets]]\nuri = \"mongodb://bob:hunter2@\"\n[upload]\nurl = \"http://x/\"\n",
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("targets[0].uri"), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let err = check(&format!("[agent]\ninterval_secs = \"ten\"\n{MINIMAL}")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("agent.interval_secs"), "{msg}");
+    }
+
+    #[test]
+    fn missing_targets_and_url_are_explained() {
+        let err = check("[upload]\nurl = \"http://x/\"\n").unwrap_err();
+        assert!(err.to_string().contains("targets"));
+        let err = check("[[targets]]\nuri = \"mongodb://h\"\n").unwrap_err();
+        assert!(err.to_string().contains("upload.url"));
+    }
+
+    #[test]
+    fn password_from_file_and_env() {
+        Jail::expect_with(|jail| {
+            jail.create_file("pw", "s3cret\n")?;
+            jail.set_env("MONGO_PW_TEST", "fromenv");
+            let s = check(
+                "[[targets]]\nname=\"a\"\nuri = \"mongodb://u@h:1\"\npassword_file = \"pw\"\n\
+                 [[targets]]\nname=\"b\"\nuri = \"mongodb://u@h:2\"\npassword_env = \"MONGO_PW_TEST\"\n\
+                 [upload]\nurl = \"http://x/\"\n",
+            )
+            .map_err(|e| e.to_string())?;
+            assert_eq!(s.targets[0].password.as_deref(), Some("s3cret"));
+            assert_eq!(s.targets[1].password.as_deref(), Some("fromenv"));
+            assert!(!format!("{s:?}").contains("s3cret"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn env_layer_overrides_file_and_cli_overrides_env() {
+        Jail::expect_with(|jail| {
+            jail.create_file("m.toml", MINIMAL)?;
+            jail.set_env("MONGOMON_AGENT__INTERVAL_SECS", "7");
+            jail.set_env("MONGOMON_CONFIG", "ignored-by-figment");
+            let raw = load(Path::new("m.toml"), &serde_json::json!({})).map_err(|e| e.to_string())?;
+            assert_eq!(raw.agent.interval_secs, 7);
+            let raw = load(
+                Path::new("m.toml"),
+                &serde_json::json!({"agent": {"interval_secs": 3}}),
+            )
+            .map_err(|e| e.to_string())?;
+            assert_eq!(raw.agent.interval_secs, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_file_is_one_clear_line() {
+        let err = load(Path::new("/nonexistent/m.toml"), &serde_json::json!({})).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/nonexistent/m.toml"));
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn redaction_hides_passwords_and_keys() {
+        assert_eq!(
+            redact_uri("mongodb://bob:pw@h1:1,h2:2/?authSource=admin"),
+            "mongodb://bob:<redacted>@h1:1,h2:2/?authSource=admin"
+        );
+        assert_eq!(redact_uri("mongodb://h1:1"), "mongodb://h1:1");
+        let raw = load_str(
+            "[[targets]]\nuri = \"mongodb://u:p@h\"\npassword = \"x\"\n[upload]\nurl=\"http://x/\"\napi_key = \"k\"\n",
+            &serde_json::json!({}),
+        )
+        .unwrap();
+        let text = to_toml(&redacted(&raw)).unwrap();
+        assert!(!text.contains("u:p@"), "{text}");
+        assert!(!text.contains("api_key = \"k\""), "{text}");
+        assert!(text.contains("<redacted>"));
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../../config/mongomon.example.toml");
+        let raw = load_str(text, &serde_json::json!({})).expect("example parses");
+        validate(&raw, None).expect("example validates");
+    }
+}

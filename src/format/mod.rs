@@ -1,0 +1,21 @@
+//! Encoding samples for the receiver.
+//!
+//! - [`influx`]: InfluxDB line protocol, one line per measurement, numeric
+//!   fields flattened from the reply with stable `_`-joined names.
+//! - [`json`]: one JSON object per sample and line, with the whole reply as
+//!   relaxed Extended JSON (the MMS agent's "whole document" model).
+
+pub mod flatten;
+pub mod influx;
+pub mod json;
+
+use crate::config::UploadFormat;
+use crate::sample::Sample;
+
+/// Appends the encoding of `sample` to `out` in the given format.
+pub fn encode(format: UploadFormat, sample: &Sample, out: &mut Vec<u8>) {
+    match format {
+        UploadFormat::Influx => influx::encode(sample, out),
+        UploadFormat::Json => json::encode(sample, out),
+    }
+}

@@ -1,0 +1,38 @@
+//! mongomon: a MongoDB monitoring agent.
+//!
+//! One process watches every `mongod` and `mongos` of a deployment and pushes
+//! what it collects to a time-series receiver, without losing samples when the
+//! receiver is away.
+//!
+//! # Module map
+//! - [`app`]: what each subcommand does (wiring config, logging and the actor system).
+//! - [`cli`]: the command line (clap derive): `run`, `check`, `config`.
+//! - [`config`]: defaults → TOML → `MONGOMON_` env → CLI, validated into [`config::Settings`].
+//! - [`logging`]: slog drains (text or JSON, stderr or a reopenable file) with a level that can change at run time.
+//! - [`sample`]: [`sample::Sample`], one collected reply or host status, with the host's labels.
+//! - [`format`]: encoding samples as Influx line protocol or JSON lines.
+//! - [`stats`]: the agent's own counters, shipped in the same stream.
+//! - [`mongo`]: building per-host driver clients and running monitoring commands with timeouts.
+//! - [`actors`]: the actix actors: [`actors::supervisor`] owns [`actors::discovery`],
+//!   one [`actors::host_monitor`] per host, [`actors::batcher`] and [`actors::uploader`].
+//! - [`check`]: `mongomon check`, one OK/FAIL line per endpoint.
+//! - [`signals`]: maps SIGTERM/SIGINT/SIGHUP to messages for the supervisor.
+
+pub mod actors;
+pub mod app;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod format;
+pub mod logging;
+pub mod mongo;
+pub mod sample;
+pub mod signals;
+pub mod stats;
+
+/// Installs the process-wide TLS crypto provider (ring, the one the MongoDB
+/// driver uses). awc's rustls connector panics at start when no provider, or
+/// more than one, is available; calling this twice is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
