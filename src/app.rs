@@ -47,10 +47,19 @@ fn check(settings: Settings) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run(settings: Settings, _raw: RawConfig, cli: &Cli, overrides: serde_json::Value) -> anyhow::Result<ExitCode> {
+fn run(
+    settings: Settings,
+    _raw: RawConfig,
+    cli: &Cli,
+    overrides: serde_json::Value,
+) -> anyhow::Result<ExitCode> {
     let level = adjust_level(settings.agent.log_level, cli.verbose, cli.quiet);
-    let (log, handle) = crate::logging::build(level, settings.agent.log_format, settings.agent.log_file.as_deref())
-        .context("cannot set up logging (agent.log_file)")?;
+    let (log, handle) = crate::logging::build(
+        level,
+        settings.agent.log_format,
+        settings.agent.log_file.as_deref(),
+    )
+    .context("cannot set up logging (agent.log_file)")?;
     let reload = ReloadSource {
         path: cli.config.clone(),
         overrides,

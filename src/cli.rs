@@ -57,7 +57,12 @@ pub struct Overrides {
     pub upload_format: Option<String>,
 
     /// agent.interval_secs: seconds between two samples of a host.
-    #[arg(long, global = true, value_name = "SECS", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        allow_negative_numbers = true
+    )]
     pub interval_secs: Option<i64>,
 
     /// agent.log_file: log to this file instead of stderr.
@@ -145,7 +150,14 @@ mod tests {
     #[test]
     fn flags_become_config_keys() {
         let cli = Cli::parse_from([
-            "mongomon", "run", "--interval-secs", "-3", "--target", "mongodb://a", "--upload-url", "http://u/",
+            "mongomon",
+            "run",
+            "--interval-secs",
+            "-3",
+            "--target",
+            "mongodb://a",
+            "--upload-url",
+            "http://u/",
         ]);
         assert_eq!(
             cli.overrides.to_value(),

@@ -16,6 +16,7 @@
 //! - [`actors`]: the actix actors: [`actors::supervisor`] owns [`actors::discovery`],
 //!   one [`actors::host_monitor`] per host, [`actors::batcher`] and [`actors::uploader`].
 //! - [`check`]: `mongomon check`, one OK/FAIL line per endpoint.
+//! - [`sim`]: the MongoDB wire-protocol simulator (replica sets, sharded clusters, fleets, faults) behind `mongomon sim` and `mongomon demo`.
 //! - [`signals`]: maps SIGTERM/SIGINT/SIGHUP to messages for the supervisor.
 
 pub mod actors;
@@ -28,6 +29,7 @@ pub mod logging;
 pub mod mongo;
 pub mod sample;
 pub mod signals;
+pub mod sim;
 pub mod stats;
 
 /// Installs the process-wide TLS crypto provider (ring, the one the MongoDB

@@ -50,7 +50,9 @@ impl Role {
             Role::Arbiter
         } else if flag("hidden") {
             Role::Hidden
-        } else if hello.contains_key("configsvr") && (flag("ismaster") || flag("isWritablePrimary") || flag("secondary")) {
+        } else if hello.contains_key("configsvr")
+            && (flag("ismaster") || flag("isWritablePrimary") || flag("secondary"))
+        {
             Role::ConfigSvr
         } else if flag("isWritablePrimary") || flag("ismaster") {
             Role::Primary
@@ -95,10 +97,7 @@ pub enum Body {
         doc: Document,
     },
     /// Whether the host answered every command of this round.
-    Status {
-        up: bool,
-        failure: Option<Failure>,
-    },
+    Status { up: bool, failure: Option<Failure> },
     /// The agent's own counters (see [`crate::stats`]).
     Agent { metrics: Vec<(&'static str, u64)> },
 }

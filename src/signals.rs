@@ -18,7 +18,10 @@ pub fn install(supervisor: Addr<Supervisor>, log: Logger) {
         let (mut term, mut int, mut hup) = match (term, int, hup) {
             (Ok(t), Ok(i), Ok(h)) => (t, i, h),
             _ => {
-                error!(log, "Cannot install signal handlers; stop the agent with SIGKILL.");
+                error!(
+                    log,
+                    "Cannot install signal handlers; stop the agent with SIGKILL."
+                );
                 return;
             }
         };

@@ -43,7 +43,9 @@ impl ConfigError {
     pub(super) fn from_figment(err: figment::Error, file: &Path) -> Self {
         let path = dotted(&err.path);
         let join = |field: &str| {
-            if path.is_empty() {
+            if err.path.last().map(String::as_str) == Some(field) {
+                path.clone()
+            } else if path.is_empty() {
                 field.to_string()
             } else {
                 format!("{path}.{field}")
@@ -52,10 +54,7 @@ impl ConfigError {
         match &err.kind {
             Kind::UnknownField(field, allowed) => ConfigError::invalid(
                 join(field),
-                format!(
-                    "is not a known key; allowed here: {}",
-                    allowed.join(", ")
-                ),
+                format!("is not a known key; allowed here: {}", allowed.join(", ")),
             ),
             Kind::MissingField(field) => {
                 ConfigError::invalid(join(field), "is required but missing")

@@ -66,7 +66,11 @@ pub fn load_str(text: &str, overrides: &serde_json::Value) -> Result<RawConfig, 
 
 fn env_provider() -> Env {
     Env::prefixed(ENV_PREFIX)
-        .filter(|key| !ENV_NOT_KEYS.contains(&key.as_str()))
+        .filter(|key| {
+            !ENV_NOT_KEYS
+                .iter()
+                .any(|k| key.as_str().eq_ignore_ascii_case(k))
+        })
         .split("__")
 }
 
@@ -402,8 +406,8 @@ fn validate_upload(u: &RawUpload) -> Result<UploadSettings, ConfigError> {
     let parsed: Result<awc::http::Uri, _> = u.url.parse();
     match parsed {
         Ok(uri)
-            if matches!(uri.scheme_str(), Some("http") | Some("https"))
-                && uri.host().is_some() => {}
+            if matches!(uri.scheme_str(), Some("http") | Some("https")) && uri.host().is_some() => {
+        }
         _ => {
             return Err(ConfigError::invalid(
                 "upload.url",
@@ -438,10 +442,7 @@ fn validate_upload(u: &RawUpload) -> Result<UploadSettings, ConfigError> {
     if api_key.is_some() && awc::http::header::HeaderName::try_from(&u.api_key_header).is_err() {
         return Err(ConfigError::invalid(
             "upload.api_key_header",
-            format!(
-                "\"{}\" is not a valid HTTP header name",
-                u.api_key_header
-            ),
+            format!("\"{}\" is not a valid HTTP header name", u.api_key_header),
         ));
     }
     let max_batch_bytes = positive("upload.max_batch_bytes", u.max_batch_bytes)? as usize;
@@ -466,13 +467,19 @@ fn validate_upload(u: &RawUpload) -> Result<UploadSettings, ConfigError> {
     if !(u.retry_multiplier.is_finite() && u.retry_multiplier >= 1.0) {
         return Err(ConfigError::invalid(
             "upload.retry_multiplier",
-            format!("must be a number of at least 1.0 (found {})", u.retry_multiplier),
+            format!(
+                "must be a number of at least 1.0 (found {})",
+                u.retry_multiplier
+            ),
         ));
     }
     if u.max_retries < 0 {
         return Err(ConfigError::invalid(
             "upload.max_retries",
-            format!("must be 0 (retry for ever) or more (found {})", u.max_retries),
+            format!(
+                "must be 0 (retry for ever) or more (found {})",
+                u.max_retries
+            ),
         ));
     }
     Ok(UploadSettings {
@@ -551,12 +558,7 @@ pub fn redact_uri(uri: &str) -> String {
     } else {
         user.to_string()
     };
-    format!(
-        "{}://{}@{}",
-        &uri[..scheme_end],
-        redacted,
-        &rest[at + 1..]
-    )
+    format!("{}://{}@{}", &uri[..scheme_end], redacted, &rest[at + 1..])
 }
 
 /// The raw config with every secret replaced, for `mongomon config`.
@@ -581,6 +583,8 @@ pub fn to_toml(raw: &RawConfig) -> Result<String, ConfigError> {
 }
 
 #[cfg(test)]
+// figment's Jail closures return figment::Error, which is large; fine in tests.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -626,10 +630,9 @@ mod tests {
 
     #[test]
     fn bad_uri_is_rejected_without_leaking_password() {
-        let err = check(
-            "[[targets]]\nuri = \"mongodb://bob:hunter2@\"\n[upload]\nurl = \"http://x/\"\n",
-        )
-        .unwrap_err();
+        let err =
+            check("[[targets]]\nuri = \"mongodb://bob:hunter2@\"\n[upload]\nurl = \"http://x/\"\n")
+                .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("targets[0].uri"), "{msg}");
         assert!(!msg.contains("hunter2"), "{msg}");
@@ -674,7 +677,8 @@ mod tests {
             jail.create_file("m.toml", MINIMAL)?;
             jail.set_env("MONGOMON_AGENT__INTERVAL_SECS", "7");
             jail.set_env("MONGOMON_CONFIG", "ignored-by-figment");
-            let raw = load(Path::new("m.toml"), &serde_json::json!({})).map_err(|e| e.to_string())?;
+            let raw =
+                load(Path::new("m.toml"), &serde_json::json!({})).map_err(|e| e.to_string())?;
             assert_eq!(raw.agent.interval_secs, 7);
             let raw = load(
                 Path::new("m.toml"),

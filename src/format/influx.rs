@@ -39,7 +39,10 @@ pub fn encode(sample: &Sample, out: &mut Vec<u8>) {
                 line.tag("failed_command", f.command);
             }
             line.field("up", Number::Int(*up as i64));
-            line.field("collect_seconds", Number::Float(sample.duration.as_secs_f64()));
+            line.field(
+                "collect_seconds",
+                Number::Float(sample.duration.as_secs_f64()),
+            );
             line.finish(ts);
         }
         Body::Agent { metrics } => {
@@ -94,7 +97,9 @@ fn replset_members(sample: &Sample, doc: &Document, ts: i128, out: &mut Vec<u8>)
     let primary_optime = members
         .iter()
         .filter_map(Bson::as_document)
-        .find(|m| m.get_i32("state").ok() == Some(1) || m.get_str("stateStr").ok() == Some("PRIMARY"))
+        .find(|m| {
+            m.get_i32("state").ok() == Some(1) || m.get_str("stateStr").ok() == Some("PRIMARY")
+        })
         .and_then(optime_ms);
     for member in members.iter().filter_map(Bson::as_document) {
         let mut line = Line::start(out, "mongodb_replset_member");
@@ -117,7 +122,10 @@ fn replset_members(sample: &Sample, doc: &Document, ts: i128, out: &mut Vec<u8>)
             line.field("optime_seconds", Number::Float(ms as f64 / 1000.0));
             let is_arbiter = member.get_str("stateStr").ok() == Some("ARBITER");
             if let (Some(p), false) = (primary_optime, is_arbiter) {
-                line.field("lag_seconds", Number::Float((p - ms).max(0) as f64 / 1000.0));
+                line.field(
+                    "lag_seconds",
+                    Number::Float((p - ms).max(0) as f64 / 1000.0),
+                );
             }
         }
         line.finish(ts);

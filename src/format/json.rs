@@ -25,7 +25,11 @@ pub fn to_value(sample: &Sample) -> Value {
     let mut obj = Map::new();
     obj.insert(
         "ts".into(),
-        Value::String(bson::DateTime::from_millis(sample.unix_millis()).try_to_rfc3339_string().unwrap_or_default()),
+        Value::String(
+            bson::DateTime::from_millis(sample.unix_millis())
+                .try_to_rfc3339_string()
+                .unwrap_or_default(),
+        ),
     );
     obj.insert("ts_ms".into(), json!(sample.unix_millis()));
     obj.insert("host".into(), json!(l.host));
@@ -119,7 +123,10 @@ pub(crate) mod tests {
             Bson::Document(d) => d,
             _ => unreachable!(),
         };
-        assert_eq!(back.keys().collect::<Vec<_>>(), doc.keys().collect::<Vec<_>>());
+        assert_eq!(
+            back.keys().collect::<Vec<_>>(),
+            doc.keys().collect::<Vec<_>>()
+        );
         assert_eq!(back.get("connections"), doc.get("connections"));
     }
 }

@@ -123,7 +123,10 @@ impl Batcher {
                 "batches" => dropped.batches, "samples" => dropped.samples);
         }
         if !self.uploader.send(BatchQueued) {
-            error!(self.log, "No uploader running; the batch waits in the queue.");
+            error!(
+                self.log,
+                "No uploader running; the batch waits in the queue."
+            );
         }
     }
 
@@ -207,7 +210,8 @@ impl Handler<ApplySettings> for Batcher {
         if msg.upload.format != self.upload.format {
             self.cut();
         }
-        let interval_changed = msg.agent.interval != self.agent.interval || msg.agent.name != self.agent.name;
+        let interval_changed =
+            msg.agent.interval != self.agent.interval || msg.agent.name != self.agent.name;
         self.upload = msg.upload;
         self.agent = msg.agent;
         if interval_changed {

@@ -8,9 +8,7 @@ use bson::Document;
 use mongodb::Client;
 use slog::{debug, error, info, warn, Logger};
 
-use super::{
-    next_due_ms, phase_offset, ApplySettings, HostSpec, SamplesCollected, StopMonitoring,
-};
+use super::{next_due_ms, phase_offset, ApplySettings, HostSpec, SamplesCollected, StopMonitoring};
 use crate::actors::supervisor::ChildStopped;
 use crate::actors::{ChildId, Route};
 use crate::config::AgentSettings;
@@ -87,7 +85,8 @@ impl HostMonitor {
     fn build_client(&mut self) -> Result<(), String> {
         let opts = mongo::host_options(&self.spec.base_options, &self.spec.addr, &self.agent)
             .map_err(|e| mongo::classify("connect", &e).message)?;
-        let client = mongo::host_client(opts).map_err(|e| mongo::classify("connect", &e).message)?;
+        let client =
+            mongo::host_client(opts).map_err(|e| mongo::classify("connect", &e).message)?;
         self.client = Some(client);
         Ok(())
     }
@@ -218,14 +217,21 @@ impl HostMonitor {
     /// after which build and host details must be read again.
     fn observe_server_status(&mut self, doc: &Document) {
         let version = doc.get_str("version").ok().map(str::to_string);
-        let uptime = doc.get("uptime").and_then(crate::format::flatten::number).map(|n| match n {
-            crate::format::flatten::Number::Int(i) => i as f64,
-            crate::format::flatten::Number::Float(f) => f,
-        });
+        let uptime = doc
+            .get("uptime")
+            .and_then(crate::format::flatten::number)
+            .map(|n| match n {
+                crate::format::flatten::Number::Int(i) => i as f64,
+                crate::format::flatten::Number::Float(f) => f,
+            });
         let restarted = matches!((self.last_uptime, uptime), (Some(a), Some(b)) if b < a);
-        let upgraded = version.is_some() && self.last_version.is_some() && version != self.last_version;
+        let upgraded =
+            version.is_some() && self.last_version.is_some() && version != self.last_version;
         if restarted || upgraded {
-            info!(self.log, "Server restarted or changed version; reading its details again.");
+            info!(
+                self.log,
+                "Server restarted or changed version; reading its details again."
+            );
             self.info_at = None;
         }
         self.last_version = version;
@@ -257,7 +263,13 @@ async fn collect_round(
     let started = SystemTime::now();
     let clock = Instant::now();
     let mut outcomes = Vec::with_capacity(6);
-    let mut hello = mongo::run(&client, if legacy { "isMaster" } else { "hello" }, None, timeout).await;
+    let mut hello = mongo::run(
+        &client,
+        if legacy { "isMaster" } else { "hello" },
+        None,
+        timeout,
+    )
+    .await;
     if !legacy && hello.code == Some(59) {
         legacy = true;
         hello = mongo::run(&client, "isMaster", None, timeout).await;
@@ -289,7 +301,9 @@ async fn collect_round(
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Actor for HostMonitor {

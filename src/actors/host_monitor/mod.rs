@@ -83,7 +83,9 @@ mod tests {
         let i = Duration::from_secs(10);
         assert_eq!(phase_offset("a:1", i), phase_offset("a:1", i));
         let distinct: std::collections::HashSet<_> = (0..1000)
-            .map(|n| phase_offset(&format!("10.0.{}.{}:27017", n / 250, n % 250), i).as_millis() / 1000)
+            .map(|n| {
+                phase_offset(&format!("10.0.{}.{}:27017", n / 250, n % 250), i).as_millis() / 1000
+            })
             .collect();
         // 1,000 hosts land in all ten one-second slots.
         assert_eq!(distinct.len(), 10);

@@ -177,7 +177,9 @@ impl Supervisor {
         if let Some(h) = &self.log_handle {
             h.set_level(self.settings.agent.log_level);
         }
-        if old.agent.log_file != self.settings.agent.log_file || old.agent.log_format != self.settings.agent.log_format {
+        if old.agent.log_file != self.settings.agent.log_file
+            || old.agent.log_format != self.settings.agent.log_format
+        {
             warn!(self.log, "agent.log_file and agent.log_format take effect at the next start; the level changed now.");
         }
         if old.agent != self.settings.agent {
@@ -234,10 +236,9 @@ impl Handler<HostSetChanged> for Supervisor {
         }
         for spec in msg.added {
             let host = spec.addr.clone();
-            let unchanged = self
-                .wanted
-                .get(&host)
-                .is_some_and(|old| old.fingerprint == spec.fingerprint && old.cluster == spec.cluster);
+            let unchanged = self.wanted.get(&host).is_some_and(|old| {
+                old.fingerprint == spec.fingerprint && old.cluster == spec.cluster
+            });
             if unchanged && self.monitors.contains_key(&host) {
                 continue;
             }
@@ -261,7 +262,11 @@ impl Handler<ChildStopped> for Supervisor {
             }
             self.monitors.remove(h);
         }
-        let decision = self.trackers.entry(msg.child.clone()).or_default().on_stop(Instant::now());
+        let decision = self
+            .trackers
+            .entry(msg.child.clone())
+            .or_default()
+            .on_stop(Instant::now());
         match decision {
             Decision::RestartAfter(delay) => {
                 AgentStats::add(&self.stats.restarts, 1);
@@ -310,10 +315,14 @@ impl Handler<Reload> for Supervisor {
             }
         }
         let Some(src) = self.reload_source.clone() else {
-            warn!(self.log, "Reload asked, but this agent has no configuration file to reread.");
+            warn!(
+                self.log,
+                "Reload asked, but this agent has no configuration file to reread."
+            );
             return;
         };
-        let result = config::load(&src.path, &src.overrides).and_then(|raw| config::validate(&raw, Some(&src.path)));
+        let result = config::load(&src.path, &src.overrides)
+            .and_then(|raw| config::validate(&raw, Some(&src.path)));
         match result {
             Ok(new) => {
                 info!(self.log, "Configuration reloaded."; "file" => src.path.display().to_string(), "targets" => new.targets.len());
@@ -331,7 +340,10 @@ impl Handler<Shutdown> for Supervisor {
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
         if self.shutting_down {
-            warn!(self.log, "Second stop signal; exiting without waiting for the receiver.");
+            warn!(
+                self.log,
+                "Second stop signal; exiting without waiting for the receiver."
+            );
             System::current().stop();
             return;
         }

@@ -29,12 +29,22 @@ pub struct RestartTracker {
 impl Default for RestartTracker {
     /// 5 restarts in 60 s, starting at 100 ms and doubling up to 10 s.
     fn default() -> Self {
-        RestartTracker::new(5, Duration::from_secs(60), Duration::from_millis(100), Duration::from_secs(10))
+        RestartTracker::new(
+            5,
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            Duration::from_secs(10),
+        )
     }
 }
 
 impl RestartTracker {
-    pub fn new(max_restarts: usize, window: Duration, base_delay: Duration, max_delay: Duration) -> Self {
+    pub fn new(
+        max_restarts: usize,
+        window: Duration,
+        base_delay: Duration,
+        max_delay: Duration,
+    ) -> Self {
         RestartTracker {
             max_restarts,
             window,
@@ -75,7 +85,17 @@ mod tests {
             .map(|i| t.on_stop(start + Duration::from_secs(i)))
             .collect();
         let ms = |m| Decision::RestartAfter(Duration::from_millis(m));
-        assert_eq!(got, vec![ms(100), ms(200), ms(400), ms(800), ms(1600), Decision::GiveUp]);
+        assert_eq!(
+            got,
+            vec![
+                ms(100),
+                ms(200),
+                ms(400),
+                ms(800),
+                ms(1600),
+                Decision::GiveUp
+            ]
+        );
     }
 
     #[test]
@@ -83,7 +103,10 @@ mod tests {
         let mut t = RestartTracker::default();
         let start = Instant::now();
         for i in 0..5 {
-            assert!(matches!(t.on_stop(start + Duration::from_secs(i)), Decision::RestartAfter(_)));
+            assert!(matches!(
+                t.on_stop(start + Duration::from_secs(i)),
+                Decision::RestartAfter(_)
+            ));
         }
         // 61 s after the first, four remain in the window: one more is allowed.
         assert_eq!(

@@ -115,7 +115,12 @@ impl Uploader {
             Err(e) if e.is_retriable() => {
                 self.queue.lock().end_send(&batch.id, false);
                 let delay = if self.draining {
-                    Some(self.backoff.next_delay(e.retry_after()).unwrap_or_default().min(Duration::from_millis(500)))
+                    Some(
+                        self.backoff
+                            .next_delay(e.retry_after())
+                            .unwrap_or_default()
+                            .min(Duration::from_millis(500)),
+                    )
                 } else {
                     self.backoff.next_delay(e.retry_after())
                 };
@@ -164,14 +169,20 @@ async fn post(client: awc::Client, s: UploadSettings, batch: Batch) -> Result<u1
         .post(&s.url)
         .insert_header((header::CONTENT_TYPE, s.format.content_type()))
         .insert_header(("X-Mongomon-Batch-Id", batch.id.as_str()))
-        .insert_header((header::USER_AGENT, concat!("mongomon/", env!("CARGO_PKG_VERSION"))));
+        .insert_header((
+            header::USER_AGENT,
+            concat!("mongomon/", env!("CARGO_PKG_VERSION")),
+        ));
     if batch.gzipped {
         req = req.insert_header((header::CONTENT_ENCODING, "gzip"));
     }
     if let Some(key) = &s.api_key {
         req = req.insert_header((s.api_key_header.as_str(), key.as_str()));
     }
-    let mut resp = req.send_body(batch.body.clone()).await.map_err(send_error)?;
+    let mut resp = req
+        .send_body(batch.body.clone())
+        .await
+        .map_err(send_error)?;
     let status = resp.status();
     let body = resp.body().limit(64 * 1024).await.unwrap_or_default();
     if status.is_success() {

@@ -148,7 +148,13 @@ mod tests {
         q.push(batch("b", 40, 2));
         let d = q.push(batch("c", 40, 3));
         // "a" is in flight, so "b" goes.
-        assert_eq!(d, Dropped { batches: 1, samples: 2 });
+        assert_eq!(
+            d,
+            Dropped {
+                batches: 1,
+                samples: 2
+            }
+        );
         assert_eq!(q.len(), 2);
         assert_eq!(q.bytes(), 80);
         q.end_send("a", true);

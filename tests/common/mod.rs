@@ -1,0 +1,392 @@
+//! Shared helpers of the integration tests: real servers and the real agent
+//! binary, each started on a free 127.0.0.1 port and killed on drop.
+//!
+//! A missing server is a failure with the command that installs it, never a
+//! skipped test: `scripts/test.sh` installs everything.
+
+#![allow(dead_code)]
+
+pub mod http;
+pub mod receiver;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or panics after `limit`
+/// with `what` in the message.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_port(port: u16, what: &str, child: &mut Child) {
+    wait_for(what, Duration::from_secs(60), || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited during start-up: {status}");
+        }
+        TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+    });
+}
+
+/// Sends a signal to a process.
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) with a pid we spawned; no memory is touched.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+fn venv() -> PathBuf {
+    std::env::var_os("MONGOMON_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-test"))
+}
+
+/// A SecantusDB server (MongoDB-compatible, from PyPI) on loopback.
+pub struct Secantus {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Secantus {
+    /// A single-node replica set (SecantusDB's default).
+    pub fn replset() -> Self {
+        Self::start(&[])
+    }
+
+    /// A standalone server.
+    pub fn standalone() -> Self {
+        Self::start(&["--standalone"])
+    }
+
+    pub fn start(extra: &[&str]) -> Self {
+        let bin = venv().join("bin/secantusd-py");
+        assert!(
+            bin.exists(),
+            "{} is missing: run scripts/test-deps.sh (or scripts/test.sh) to install SecantusDB",
+            bin.display()
+        );
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = std::fs::File::create(dir.path().join("secantus.log")).expect("log file");
+        let mut child = Command::new(bin)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--storage-path",
+                ":memory:",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn secantusd-py");
+        wait_port(port, "SecantusDB", &mut child);
+        Secantus {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn uri(&self) -> String {
+        format!("mongodb://{}", self.addr())
+    }
+
+    /// Kills the server (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Secantus {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A VictoriaMetrics server (Debian package) on loopback, with its own
+/// storage directory so it can be stopped and started again.
+pub struct Victoria {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Victoria {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut v = Victoria {
+            port: free_port(),
+            child: None,
+            dir,
+        };
+        v.resume();
+        v
+    }
+
+    /// Starts the server (again) on the same port and storage.
+    pub fn resume(&mut self) {
+        let bin = which("victoria-metrics").unwrap_or_else(|| {
+            panic!("victoria-metrics is missing: run scripts/test-deps.sh (apt-get install victoria-metrics)")
+        });
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("vm.log"))
+            .expect("log file");
+        let mut child = Command::new(bin)
+            .arg(format!(
+                "-storageDataPath={}",
+                self.dir.path().join("data").display()
+            ))
+            .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
+            // Make freshly written samples visible to export at once.
+            .arg("-search.latencyOffset=0s")
+            .arg("-dedup.minScrapeInterval=0s")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn victoria-metrics");
+        wait_port(self.port, "VictoriaMetrics", &mut child);
+        wait_for("VictoriaMetrics /health", Duration::from_secs(30), || {
+            http::get(self.port, "/health")
+                .ok()
+                .filter(|r| r.status == 200)
+                .map(|_| ())
+        });
+        self.child = Some(child);
+    }
+
+    /// Stops the server gracefully (SIGTERM), keeping its storage.
+    pub fn pause(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), libc::SIGTERM);
+            let _ = c.wait();
+        }
+    }
+
+    pub fn write_url(&self) -> String {
+        format!("http://127.0.0.1:{}/write", self.port)
+    }
+
+    /// Every series matching `selector`, from `/api/v1/export`.
+    pub fn export(&self, selector: &str) -> Vec<Series> {
+        // Flush in-memory buffers so what was just written is searchable.
+        let _ = http::get(self.port, "/internal/force_flush");
+        let path = format!("/api/v1/export?match[]={}", http::encode(selector));
+        let resp = match http::get(self.port, &path) {
+            Ok(r) if r.status == 200 => r,
+            _ => return Vec::new(),
+        };
+        String::from_utf8_lossy(&resp.body)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Series>(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Victoria {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One series of VictoriaMetrics' export format.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Series {
+    pub metric: std::collections::BTreeMap<String, String>,
+    pub values: Vec<f64>,
+    pub timestamps: Vec<i64>,
+}
+
+impl Series {
+    pub fn label(&self, k: &str) -> Option<&str> {
+        self.metric.get(k).map(String::as_str)
+    }
+
+    /// The value with the latest timestamp.
+    pub fn last(&self) -> Option<(i64, f64)> {
+        self.timestamps
+            .iter()
+            .zip(&self.values)
+            .max_by_key(|(t, _)| **t)
+            .map(|(t, v)| (*t, *v))
+    }
+
+    /// (timestamp, value) pairs in time order.
+    pub fn points(&self) -> Vec<(i64, f64)> {
+        let mut p: Vec<(i64, f64)> = self
+            .timestamps
+            .iter()
+            .copied()
+            .zip(self.values.iter().copied())
+            .collect();
+        p.sort_by_key(|x| x.0);
+        p
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The real `mongomon` binary running `run` with a config file.
+pub struct Agent {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// Starts `mongomon run` with `config` (TOML) written to a file.
+    pub fn start(config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mongomon.toml");
+        std::fs::write(&path, config).expect("write config");
+        let log = std::fs::File::create(dir.path().join("agent.log")).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_mongomon"))
+            .args(["run", "-v", "--config"])
+            .arg(&path)
+            .env_remove("MONGOMON_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn mongomon");
+        Agent {
+            child: Some(child),
+            dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("mongomon.toml")
+    }
+
+    /// Everything the agent logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// SIGTERM, then waits (up to `limit`) for the exit status.
+    pub fn stop(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("agent running");
+        signal(child.id(), libc::SIGTERM);
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                panic!(
+                    "agent did not exit within {limit:?} of SIGTERM; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs the binary to completion (for `check`, `config`, bad input).
+pub fn mongomon(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mongomon"));
+    cmd.args(args)
+        .env_remove("MONGOMON_CONFIG")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run mongomon")
+}
+
+/// Reads serverStatus straight from a server with the official driver, to
+/// compare with what the agent shipped.
+pub fn server_status(uri: &str) -> bson::Document {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = mongodb::Client::with_uri_str(format!("{uri}/?directConnection=true"))
+            .await
+            .expect("client");
+        client
+            .database("admin")
+            .run_command(bson::doc! {"serverStatus": 1})
+            .await
+            .expect("serverStatus")
+    })
+}
+
+/// Inserts `n` documents into `test.c`, to move opcounters.
+pub fn insert_docs(uri: &str, n: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = mongodb::Client::with_uri_str(format!("{uri}/?directConnection=true"))
+            .await
+            .expect("client");
+        let coll = client.database("test").collection::<bson::Document>("c");
+        for i in 0..n {
+            coll.insert_one(bson::doc! {"i": i as i64})
+                .await
+                .expect("insert");
+        }
+    })
+}
