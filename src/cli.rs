@@ -13,6 +13,8 @@ Examples:
   mongomon run -c mongomon.toml --target mongodb://127.0.0.1:27017 --upload-url http://127.0.0.1:8428/write
   mongomon check -c mongomon.toml        # one OK/FAIL line per host and receiver
   mongomon config -c mongomon.toml       # the effective configuration, secrets redacted
+  mongomon demo                          # a simulated sharded cluster, monitored live
+  mongomon sim --topology config/sim/replica-set.toml   # simulated hosts for testing
   MONGOMON_AGENT__INTERVAL_SECS=30 mongomon run   # any key through the environment
 
 Signals (run): SIGTERM/SIGINT stop gracefully, SIGHUP rereads the configuration.";
@@ -119,6 +121,23 @@ pub enum Command {
     Check,
     /// Print the effective configuration as TOML, secrets redacted.
     Config,
+    /// Serve simulated MongoDB hosts (replica sets, sharded clusters,
+    /// fleets, faults) on loopback from a topology file, until SIGINT/SIGTERM.
+    Sim {
+        /// Topology file (TOML); examples in config/sim/.
+        #[arg(long, value_name = "FILE")]
+        topology: PathBuf,
+        /// Stop after this many seconds instead of waiting for a signal.
+        #[arg(long, value_name = "SECS")]
+        duration_secs: Option<u64>,
+    },
+    /// The agent against a built-in simulated cluster, shown live in the
+    /// terminal. Needs no MongoDB, receiver or configuration.
+    Demo {
+        /// Stop after this many seconds instead of waiting for Ctrl-C.
+        #[arg(long, value_name = "SECS")]
+        duration_secs: Option<u64>,
+    },
 }
 
 /// The log level after -v/-q.

@@ -10,6 +10,7 @@
 //! - [`config`]: defaults → TOML → `MONGOMON_` env → CLI, validated into [`config::Settings`].
 //! - [`logging`]: slog drains (text or JSON, stderr or a reopenable file) with a level that can change at run time.
 //! - [`sample`]: [`sample::Sample`], one collected reply or host status, with the host's labels.
+//! - [`demo`]: `mongomon demo`, the agent against the built-in simulator with a live table.
 //! - [`format`]: encoding samples as Influx line protocol or JSON lines.
 //! - [`stats`]: the agent's own counters, shipped in the same stream.
 //! - [`mongo`]: building per-host driver clients and running monitoring commands with timeouts.
@@ -24,6 +25,7 @@ pub mod app;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod format;
 pub mod logging;
 pub mod mongo;

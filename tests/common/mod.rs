@@ -390,3 +390,24 @@ pub fn insert_docs(uri: &str, n: usize) {
         }
     })
 }
+
+/// Like [`mongomon`], killing the process if it runs past `limit`.
+pub fn mongomon_timeout(args: &[&str], limit: Duration) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mongomon"))
+        .args(args)
+        .env_remove("MONGOMON_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mongomon");
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    child.wait_with_output().expect("output")
+}
