@@ -88,9 +88,21 @@ pub async fn run(
     if let Some(extra) = extra {
         cmd.extend(extra);
     }
+    run_on(client, "admin", name, cmd, timeout).await
+}
+
+/// Runs the whole command `cmd` on database `db` with a hard timeout;
+/// `name` labels the outcome.
+pub async fn run_on(
+    client: &Client,
+    db: &str,
+    name: &'static str,
+    cmd: Document,
+    timeout: Duration,
+) -> CommandOutcome {
     let started = SystemTime::now();
     let clock = Instant::now();
-    let db = client.database("admin");
+    let db = client.database(db);
     let fut = db.run_command(cmd);
     let mut code = None;
     let result = match actix_rt::time::timeout(timeout, fut).await {
@@ -161,4 +173,14 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// The first batch of a `find` reply (`cursor.firstBatch`).
+pub fn first_batch(reply: &Document) -> Vec<Document> {
+    reply
+        .get_document("cursor")
+        .ok()
+        .and_then(|c| c.get_array("firstBatch").ok())
+        .map(|a| a.iter().filter_map(|b| b.as_document().cloned()).collect())
+        .unwrap_or_default()
 }

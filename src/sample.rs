@@ -74,7 +74,11 @@ pub struct Labels {
     pub cluster: String,
     /// The replica set the host belongs to, if any.
     pub replset: Option<String>,
+    /// The shard the host belongs to, for shard members.
+    pub shard: Option<String>,
     pub role: Role,
+    /// The server version, once known.
+    pub version: Option<String>,
 }
 
 /// Why a host's round failed, reduced to a stable kind for metric labels.
@@ -100,6 +104,13 @@ pub enum Body {
     Status { up: bool, failure: Option<Failure> },
     /// The agent's own counters (see [`crate::stats`]).
     Agent { metrics: Vec<(&'static str, u64)> },
+    /// Metrics the agent derives from replies (oplog window, mongos view,
+    /// dbStats rounds), under the measurement `mongodb_<name>`.
+    Derived {
+        name: &'static str,
+        tags: Vec<(&'static str, String)>,
+        fields: Vec<(&'static str, crate::format::flatten::Number)>,
+    },
 }
 
 /// One collected observation.
@@ -133,6 +144,7 @@ impl Sample {
             Body::Reply { command, .. } => command,
             Body::Status { .. } => "status",
             Body::Agent { .. } => "agent",
+            Body::Derived { name, .. } => name,
         }
     }
 }

@@ -11,7 +11,7 @@ mod error;
 mod raw;
 
 pub use error::ConfigError;
-pub use raw::{RawAgent, RawConfig, RawTarget, RawUpload};
+pub use raw::{RawAgent, RawConfig, RawDiscovery, RawTarget, RawUpload};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -80,8 +80,17 @@ pub struct Settings {
     pub agent: AgentSettings,
     pub targets: Vec<TargetSettings>,
     pub upload: UploadSettings,
+    pub discovery: DiscoverySettings,
     /// The file these settings came from, reread on SIGHUP.
     pub source: Option<PathBuf>,
+}
+
+/// Typed `[discovery]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoverySettings {
+    pub interval: Duration,
+    pub removal_grace: Duration,
+    pub mongos_ping_window: Duration,
 }
 
 /// Log output format.
@@ -104,6 +113,9 @@ pub struct AgentSettings {
     pub log_level: slog::Level,
     pub log_format: LogFormat,
     pub log_file: Option<PathBuf>,
+    pub dbstats_interval: Duration,
+    pub dbstats_max_databases: usize,
+    pub dbstats_max: Duration,
 }
 
 /// Typed `[[targets]]` entry. `password` is resolved from the URI, the file
@@ -118,6 +130,11 @@ pub struct TargetSettings {
     pub hosts: Vec<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Expand seeds into the whole deployment.
+    pub discover: bool,
+    /// Whether `name` was written by the operator (otherwise discovery may
+    /// name the cluster after its config-server or replica set).
+    pub name_explicit: bool,
 }
 
 impl std::fmt::Debug for TargetSettings {
@@ -129,6 +146,7 @@ impl std::fmt::Debug for TargetSettings {
             .field("hosts", &self.hosts)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("discover", &self.discover)
             .finish()
     }
 }
@@ -220,10 +238,23 @@ pub fn validate(raw: &RawConfig, source: Option<&Path>) -> Result<Settings, Conf
         }
     }
     let upload = validate_upload(&raw.upload)?;
+    let d = &raw.discovery;
+    let discovery = DiscoverySettings {
+        interval: Duration::from_secs(positive("discovery.interval_secs", d.interval_secs)?),
+        removal_grace: Duration::from_secs(non_negative(
+            "discovery.removal_grace_secs",
+            d.removal_grace_secs,
+        )?),
+        mongos_ping_window: Duration::from_secs(positive(
+            "discovery.mongos_ping_window_secs",
+            d.mongos_ping_window_secs,
+        )?),
+    };
     Ok(Settings {
         agent,
         targets,
         upload,
+        discovery,
         source: source.map(Path::to_path_buf),
     })
 }
@@ -233,6 +264,17 @@ fn positive(key: &str, value: i64) -> Result<u64, ConfigError> {
         Err(ConfigError::invalid(
             key,
             format!("must be greater than 0 (found {value})"),
+        ))
+    } else {
+        Ok(value as u64)
+    }
+}
+
+fn non_negative(key: &str, value: i64) -> Result<u64, ConfigError> {
+    if value < 0 {
+        Err(ConfigError::invalid(
+            key,
+            format!("must be 0 or more (found {value})"),
         ))
     } else {
         Ok(value as u64)
@@ -304,6 +346,13 @@ fn validate_agent(a: &RawAgent) -> Result<AgentSettings, ConfigError> {
         log_level,
         log_format,
         log_file,
+        dbstats_interval: Duration::from_secs(positive(
+            "agent.dbstats_interval_secs",
+            a.dbstats_interval_secs,
+        )?),
+        dbstats_max_databases: non_negative("agent.dbstats_max_databases", a.dbstats_max_databases)?
+            as usize,
+        dbstats_max: Duration::from_secs(positive("agent.dbstats_max_secs", a.dbstats_max_secs)?),
     })
 }
 
@@ -393,6 +442,8 @@ fn validate_target(i: usize, t: &RawTarget) -> Result<TargetSettings, ConfigErro
         hosts,
         username,
         password,
+        discover: t.discover,
+        name_explicit: t.name.is_some(),
     })
 }
 

@@ -21,6 +21,34 @@ pub struct RawConfig {
     pub targets: Vec<RawTarget>,
     /// Where collected samples are sent.
     pub upload: RawUpload,
+    /// How the deployment behind each seed is found and followed.
+    pub discovery: RawDiscovery,
+}
+
+/// `[discovery]`: expanding seeds into every member, and following changes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDiscovery {
+    /// Seconds between two full re-expansions of every target, on top of the
+    /// re-expansions triggered at once when a monitor sees the topology change.
+    pub interval_secs: i64,
+    /// A host that left the topology (no longer listed by its set or
+    /// cluster) stops being monitored after this many seconds; a host that is
+    /// merely unreachable is never removed for that.
+    pub removal_grace_secs: i64,
+    /// mongos routers whose `config.mongos` ping is older than this are
+    /// considered gone.
+    pub mongos_ping_window_secs: i64,
+}
+
+impl Default for RawDiscovery {
+    fn default() -> Self {
+        RawDiscovery {
+            interval_secs: 120,
+            removal_grace_secs: 60,
+            mongos_ping_window_secs: 600,
+        }
+    }
 }
 
 /// `[agent]`: schedule, timeouts and logging.
@@ -51,6 +79,13 @@ pub struct RawAgent {
     /// Log to this file instead of stderr.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_file: Option<String>,
+    /// Seconds between two rounds of `dbStats` over every database of a host
+    /// (heavier than serverStatus, so on a slower schedule).
+    pub dbstats_interval_secs: i64,
+    /// Hosts with more databases than this skip `dbStats` (and say so).
+    pub dbstats_max_databases: i64,
+    /// When a `dbStats` round took longer than this, the next one is skipped.
+    pub dbstats_max_secs: i64,
 }
 
 impl Default for RawAgent {
@@ -65,12 +100,15 @@ impl Default for RawAgent {
             log_level: "info".into(),
             log_format: "text".into(),
             log_file: None,
+            dbstats_interval_secs: 300,
+            dbstats_max_databases: 100,
+            dbstats_max_secs: 30,
         }
     }
 }
 
 /// `[[targets]]`: one MongoDB deployment, reached through a seed URI.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawTarget {
     /// Label carried as the `cluster` tag on every sample of this target;
@@ -91,6 +129,24 @@ pub struct RawTarget {
     /// The name of an environment variable holding the password.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_env: Option<String>,
+    /// Expand the seeds into the whole deployment (every replica-set member,
+    /// every shard, config server and mongos). `false` monitors exactly the
+    /// hosts of the URI.
+    pub discover: bool,
+}
+
+impl Default for RawTarget {
+    fn default() -> Self {
+        RawTarget {
+            name: None,
+            uri: String::new(),
+            username: None,
+            password: None,
+            password_file: None,
+            password_env: None,
+            discover: true,
+        }
+    }
 }
 
 /// `[upload]`: the receiver and how batches are cut and retried.

@@ -25,6 +25,15 @@ pub fn encode(sample: &Sample, out: &mut Vec<u8>) {
                 replset_members(sample, doc, ts, out);
             }
             "buildInfo" => buildinfo_line(sample, doc, ts, out),
+            "dbStats" => {
+                let mut line = Line::start(out, "mongodb_dbstats");
+                line.labels(sample);
+                if let Ok(db) = doc.get_str("db") {
+                    line.tag("db", db);
+                }
+                flatten(doc, "", &mut |name, value| line.field(name, value));
+                line.finish(ts);
+            }
             other => {
                 let mut m = String::from("mongodb_");
                 m.push_str(&other.to_ascii_lowercase());
@@ -43,6 +52,18 @@ pub fn encode(sample: &Sample, out: &mut Vec<u8>) {
                 "collect_seconds",
                 Number::Float(sample.duration.as_secs_f64()),
             );
+            line.finish(ts);
+        }
+        Body::Derived { name, tags, fields } => {
+            let mut line = Line::start(out, "mongodb_");
+            line.append_measurement(name);
+            line.labels(sample);
+            for (k, v) in tags {
+                line.tag(k, v);
+            }
+            for (k, v) in fields {
+                line.field(k, *v);
+            }
             line.finish(ts);
         }
         Body::Agent { metrics } => {
@@ -158,7 +179,18 @@ impl<'a> Line<'a> {
         if let Some(rs) = &l.replset {
             self.tag("replset", rs);
         }
+        if let Some(shard) = &l.shard {
+            self.tag("shard", shard);
+        }
         self.tag("role", l.role.as_str());
+        if let Some(v) = &l.version {
+            self.tag("version", v);
+        }
+    }
+
+    /// Extends the measurement name (before any tag is written).
+    fn append_measurement(&mut self, more: &str) {
+        escape(self.out, more, b", ");
     }
 
     /// Tags must all come before the first field; an empty value is not
@@ -221,7 +253,9 @@ mod tests {
                 host: "db 1,a=b:27017".into(),
                 cluster: "prod".into(),
                 replset: Some("rs0".into()),
+                shard: None,
                 role: Role::Primary,
+                version: None,
             }),
             time: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             duration: Duration::from_millis(1500),
@@ -262,6 +296,26 @@ mod tests {
             text(&s),
             "mongodb,host=db\\ 1\\,a\\=b:27017,cluster=prod,replset=rs0,role=primary,error_kind=timeout,failed_command=hello \
              up=0i,collect_seconds=1.5 1700000000000000000\n"
+        );
+    }
+
+    #[test]
+    fn derived_and_dbstats_lines() {
+        let s = sample(Body::Derived {
+            name: "oplog",
+            tags: vec![],
+            fields: vec![("window_hours", Number::Float(48.0))],
+        });
+        assert!(text(&s).starts_with("mongodb_oplog,host="), "{}", text(&s));
+        assert!(text(&s).contains(" window_hours=48 "));
+        let s = sample(Body::Reply {
+            command: "dbStats",
+            doc: doc! {"db": "app", "objects": 12},
+        });
+        assert!(
+            text(&s).contains(",role=primary,db=app objects=12i "),
+            "{}",
+            text(&s)
         );
     }
 

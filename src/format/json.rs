@@ -37,7 +37,13 @@ pub fn to_value(sample: &Sample) -> Value {
     if let Some(rs) = &l.replset {
         obj.insert("replset".into(), json!(rs));
     }
+    if let Some(shard) = &l.shard {
+        obj.insert("shard".into(), json!(shard));
+    }
     obj.insert("role".into(), json!(l.role.as_str()));
+    if let Some(v) = &l.version {
+        obj.insert("version".into(), json!(v));
+    }
     obj.insert("command".into(), json!(sample.command()));
     obj.insert(
         "duration_ms".into(),
@@ -57,6 +63,22 @@ pub fn to_value(sample: &Sample) -> Value {
                 obj.insert("failed_command".into(), json!(f.command));
                 obj.insert("error".into(), json!(f.message));
             }
+        }
+        Body::Derived { tags, fields, .. } => {
+            for (k, v) in tags {
+                obj.insert((*k).into(), json!(v));
+            }
+            let m: Map<String, Value> = fields
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        crate::format::flatten::Number::Int(i) => json!(i),
+                        crate::format::flatten::Number::Float(f) => json!(f),
+                    };
+                    (k.to_string(), v)
+                })
+                .collect();
+            obj.insert("fields".into(), Value::Object(m));
         }
         Body::Agent { metrics } => {
             obj.remove("cluster");
@@ -101,7 +123,9 @@ pub(crate) mod tests {
                 host: "h:1".into(),
                 cluster: "c".into(),
                 replset: None,
+                shard: None,
                 role: Role::Standalone,
+                version: None,
             }),
             time: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
             duration: Duration::from_millis(3),

@@ -8,6 +8,7 @@
 pub mod flatten;
 pub mod influx;
 pub mod json;
+pub mod schema;
 
 use crate::config::UploadFormat;
 use crate::sample::Sample;

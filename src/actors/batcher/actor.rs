@@ -138,7 +138,9 @@ impl Batcher {
             host: self.agent.name.clone(),
             cluster: String::new(),
             replset: None,
+            shard: None,
             role: Role::Unknown,
+            version: None,
         });
         self.self_metrics_timer = Some(ctx.run_interval(self.agent.interval, move |act, ctx| {
             let sample = Sample {

@@ -1,122 +1,253 @@
 //! The `Discovery` actor.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use mongodb::options::ClientOptions;
-use slog::{error, info, warn, Logger};
+use slog::{debug, error, info, warn, Logger};
 
-use super::{ApplyTargets, HostSetChanged, StopDiscovery};
+use super::expand::{self, Expansion, Found, HostKind};
+use super::{ApplyTargets, HostSetChanged, StopDiscovery, TopologyObserved};
 use crate::actors::host_monitor::HostSpec;
 use crate::actors::supervisor::ChildStopped;
 use crate::actors::ChildId;
-use crate::config::TargetSettings;
+use crate::config::{AgentSettings, DiscoverySettings, TargetSettings};
 use crate::mongo;
 
 /// How soon a target whose URI could not be resolved (SRV, DNS) is retried.
 const RESOLVE_RETRY: Duration = Duration::from_secs(30);
 
+/// What discovery knows about one target.
+struct TargetState {
+    settings: TargetSettings,
+    options: Option<ClientOptions>,
+    hosts: BTreeMap<String, Found>,
+    /// Hosts the last authoritative expansion no longer listed, and since when.
+    missing_since: HashMap<String, Instant>,
+    cluster_label: String,
+    expanding: bool,
+    /// Another expansion was asked for while one ran.
+    again: bool,
+    /// Problems already logged, so each is logged once.
+    warned: HashSet<String>,
+    /// Last fingerprint reported per host.
+    fingerprints: HashMap<String, u64>,
+}
+
 /// Keeps the wanted host set.
 pub struct Discovery {
-    targets: Vec<TargetSettings>,
-    /// Options per target name, once resolved.
-    options: HashMap<String, ClientOptions>,
-    /// The host set last announced: addr → (cluster, target URI).
-    announced: BTreeMap<String, (String, String)>,
+    targets: BTreeMap<String, TargetState>,
+    discovery: DiscoverySettings,
+    agent: AgentSettings,
+    /// The host set last announced: addr → spec.
+    announced: BTreeMap<String, HostSpec>,
     sink: Recipient<HostSetChanged>,
     supervisor: Recipient<ChildStopped>,
     generation: u64,
     log: Logger,
     stop_requested: bool,
-    /// Bumped on every ApplyTargets so late results of an old one are ignored.
-    epoch: u64,
+    tick: Option<SpawnHandle>,
 }
 
 impl Discovery {
     pub fn new(
         targets: Vec<TargetSettings>,
+        discovery: DiscoverySettings,
+        agent: AgentSettings,
         sink: Recipient<HostSetChanged>,
         supervisor: Recipient<ChildStopped>,
         generation: u64,
         log: &Logger,
     ) -> Self {
-        Discovery {
-            targets,
-            options: HashMap::new(),
+        let mut d = Discovery {
+            targets: BTreeMap::new(),
+            discovery,
+            agent,
             announced: BTreeMap::new(),
             sink,
             supervisor,
             generation,
             log: log.new(slog::o!("actor" => "discovery")),
             stop_requested: false,
-            epoch: 0,
+            tick: None,
+        };
+        d.set_targets(targets);
+        d
+    }
+
+    fn set_targets(&mut self, targets: Vec<TargetSettings>) {
+        let mut old = std::mem::take(&mut self.targets);
+        for t in targets {
+            let state = match old.remove(&t.name) {
+                // Same settings: keep what was learned.
+                Some(s) if s.settings == t => s,
+                _ => TargetState {
+                    cluster_label: t.name.clone(),
+                    settings: t.clone(),
+                    options: None,
+                    hosts: BTreeMap::new(),
+                    missing_since: HashMap::new(),
+                    expanding: false,
+                    again: false,
+                    warned: HashSet::new(),
+                    fingerprints: HashMap::new(),
+                },
+            };
+            self.targets.insert(t.name, state);
         }
     }
 
-    /// Resolves every target's options, then announces the difference.
-    fn refresh(&mut self, ctx: &mut Context<Self>) {
-        self.epoch += 1;
-        let epoch = self.epoch;
-        let targets = self.targets.clone();
-        let fut = async move {
-            let mut out = Vec::with_capacity(targets.len());
-            for t in targets {
-                let opts = mongo::target_options(&t).await;
-                out.push((t, opts));
-            }
-            out
+    fn refresh_all(&mut self, ctx: &mut Context<Self>) {
+        let names: Vec<String> = self.targets.keys().cloned().collect();
+        for n in names {
+            self.refresh(&n, ctx);
+        }
+    }
+
+    /// Expands one target in the background, then announces the result.
+    fn refresh(&mut self, name: &str, ctx: &mut Context<Self>) {
+        let Some(state) = self.targets.get_mut(name) else {
+            return;
         };
-        ctx.spawn(fut.into_actor(self).map(move |results, act, ctx| {
-            if epoch != act.epoch {
+        if state.expanding {
+            state.again = true;
+            return;
+        }
+        state.expanding = true;
+        let settings = state.settings.clone();
+        let options = state.options.clone();
+        let agent = self.agent.clone();
+        let window = self.discovery.mongos_ping_window;
+        let fut = async move {
+            let options = match options {
+                Some(o) => o,
+                None => match mongo::target_options(&settings).await {
+                    Ok(o) => o,
+                    Err(e) => return (settings, Err(mongo::classify("resolve", &e).message)),
+                },
+            };
+            let expansion = if settings.discover {
+                expand::expand(&settings.hosts, &options, &agent, window).await
+            } else {
+                seeds_only(&settings.hosts)
+            };
+            (settings, Ok((options, expansion)))
+        };
+        let name = name.to_string();
+        ctx.spawn(fut.into_actor(self).map(move |(settings, result), act, ctx| {
+            let Some(state) = act.targets.get_mut(&name) else {
+                return;
+            };
+            state.expanding = false;
+            if state.settings != settings {
+                // Replaced by a reload while we were walking; walk again.
+                act.refresh(&name, ctx);
                 return;
             }
-            let mut unresolved = false;
-            for (t, res) in results {
-                match res {
-                    Ok(o) => {
-                        act.options.insert(t.name.clone(), o);
-                    }
-                    Err(e) => {
-                        unresolved = true;
-                        let f = mongo::classify("resolve", &e);
-                        error!(act.log, "Cannot resolve target; keeping its previous hosts."; "target" => &t.name, "error" => f.message);
-                    }
+            match result {
+                Ok((options, expansion)) => {
+                    state.options = Some(options);
+                    act.merge(&name, expansion, ctx);
+                }
+                Err(msg) => {
+                    error!(act.log, "Cannot resolve target; keeping its previous hosts."; "target" => &name, "error" => msg);
+                    ctx.run_later(RESOLVE_RETRY, move |act, ctx| act.refresh(&name, ctx));
+                    return;
                 }
             }
+            let again = act.targets.get_mut(&name).map(|s| std::mem::replace(&mut s.again, false)).unwrap_or(false);
             act.announce();
-            if unresolved {
-                ctx.run_later(RESOLVE_RETRY, |act, ctx| act.refresh(ctx));
+            if again {
+                act.refresh(&name, ctx);
             }
         }));
     }
 
+    /// Folds an expansion into the target's host set, applying the grace
+    /// period to hosts that left.
+    fn merge(&mut self, name: &str, e: Expansion, ctx: &mut Context<Self>) {
+        let grace = self.discovery.removal_grace;
+        let Some(state) = self.targets.get_mut(name) else {
+            return;
+        };
+        for p in &e.problems {
+            if state.warned.insert(p.clone()) {
+                warn!(self.log, "Discovery problem."; "target" => name, "problem" => p);
+            }
+        }
+        if !state.settings.name_explicit {
+            if let Some(c) = &e.cluster_name {
+                state.cluster_label = c.clone();
+            }
+        }
+        let now = Instant::now();
+        let mut recheck_in: Option<Duration> = None;
+        let previous: Vec<String> = state.hosts.keys().cloned().collect();
+        for (addr, f) in &e.hosts {
+            state.missing_since.remove(addr);
+            // An unreachable host keeps what was known of it before.
+            match (f.kind, state.hosts.get(addr)) {
+                (HostKind::Unreachable, Some(old)) => {
+                    let mut keep = old.clone();
+                    keep.replset = keep.replset.or_else(|| f.replset.clone());
+                    state.hosts.insert(addr.clone(), keep);
+                }
+                _ => {
+                    state.hosts.insert(addr.clone(), f.clone());
+                }
+            }
+        }
+        if e.authoritative {
+            for addr in previous.into_iter().filter(|a| !e.hosts.contains_key(a)) {
+                let since = *state.missing_since.entry(addr.clone()).or_insert(now);
+                let gone_for = now.duration_since(since);
+                if gone_for >= grace {
+                    info!(self.log, "Host left the topology; no longer monitored."; "target" => name, "host" => &addr);
+                    state.hosts.remove(&addr);
+                    state.missing_since.remove(&addr);
+                    state.fingerprints.remove(&addr);
+                } else {
+                    let left = grace - gone_for;
+                    recheck_in = Some(recheck_in.map_or(left, |r: Duration| r.min(left)));
+                }
+            }
+        }
+        if let Some(delay) = recheck_in {
+            let name = name.to_string();
+            ctx.run_later(delay + Duration::from_millis(50), move |act, ctx| {
+                act.refresh(&name, ctx)
+            });
+        }
+    }
+
     fn announce(&mut self) {
-        let mut wanted: BTreeMap<String, (String, String)> = BTreeMap::new();
-        let mut specs: HashMap<String, HostSpec> = HashMap::new();
-        for t in &self.targets {
-            let Some(opts) = self.options.get(&t.name) else {
+        let mut wanted: BTreeMap<String, HostSpec> = BTreeMap::new();
+        for (name, state) in &self.targets {
+            let Some(opts) = &state.options else {
                 // Not resolved yet: keep what this target had.
-                for (addr, v) in self.announced.iter().filter(|(_, v)| v.0 == t.name) {
-                    wanted.insert(addr.clone(), v.clone());
+                for (addr, spec) in self.announced.iter().filter(|(_, s)| &s.target == name) {
+                    wanted.insert(addr.clone(), spec.clone());
                 }
                 continue;
             };
-            for host in &t.hosts {
-                if let Some((other, _)) = wanted.get(host) {
-                    if other != &t.name {
-                        warn!(self.log, "Host listed by two targets; monitoring it once."; "host" => host, "kept" => other.clone(), "ignored" => &t.name);
+            for (addr, f) in &state.hosts {
+                if let Some(other) = wanted.get(addr) {
+                    if &other.target != name {
+                        debug!(self.log, "Host found by two targets; monitoring it once."; "host" => addr, "kept" => other.target.clone());
                     }
                     continue;
                 }
-                wanted.insert(host.clone(), (t.name.clone(), t.uri.clone()));
-                specs.insert(
-                    host.clone(),
+                wanted.insert(
+                    addr.clone(),
                     HostSpec {
-                        addr: host.clone(),
-                        cluster: t.name.clone(),
+                        addr: addr.clone(),
+                        target: name.clone(),
+                        cluster: state.cluster_label.clone(),
+                        replset: f.replset.clone(),
+                        shard: f.shard.clone(),
                         base_options: opts.clone(),
-                        fingerprint: fingerprint(t),
+                        fingerprint: fingerprint(&state.settings, &state.cluster_label, f),
                     },
                 );
             }
@@ -127,12 +258,10 @@ impl Discovery {
             .filter(|a| !wanted.contains_key(*a))
             .cloned()
             .collect();
-        // New hosts, and hosts whose target changed (name or URI), are
-        // (re)started with the new options.
         let added: Vec<HostSpec> = wanted
-            .iter()
-            .filter(|(a, v)| self.announced.get(*a) != Some(v))
-            .filter_map(|(a, _)| specs.remove(a))
+            .values()
+            .filter(|s| self.announced.get(&s.addr).map(|o| o.fingerprint) != Some(s.fingerprint))
+            .cloned()
             .collect();
         self.announced = wanted;
         if added.is_empty() && removed.is_empty() {
@@ -141,13 +270,39 @@ impl Discovery {
         info!(self.log, "Host set changed."; "added" => added.len(), "removed" => removed.len(), "total" => self.announced.len());
         self.sink.do_send(HostSetChanged { added, removed });
     }
+
+    fn schedule_tick(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.tick.take() {
+            ctx.cancel_future(h);
+        }
+        self.tick =
+            Some(ctx.run_interval(self.discovery.interval, |act, ctx| act.refresh_all(ctx)));
+    }
 }
 
-/// A hash of what a monitor's client is built from.
-fn fingerprint(t: &TargetSettings) -> u64 {
+fn seeds_only(seeds: &[String]) -> Expansion {
+    let mut e = Expansion::default();
+    for s in seeds {
+        e.hosts.insert(
+            s.clone(),
+            Found {
+                addr: s.clone(),
+                kind: HostKind::Standalone,
+                replset: None,
+                shard: None,
+                config_server: false,
+            },
+        );
+    }
+    e
+}
+
+/// A hash of what a monitor is built from: target settings and labels. A
+/// monitor is restarted only when it changes.
+fn fingerprint(t: &TargetSettings, cluster: &str, f: &Found) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (&t.name, &t.uri, &t.username, &t.password).hash(&mut h);
+    (&t.name, &t.uri, &t.username, &t.password, cluster, &f.shard).hash(&mut h);
     h.finish()
 }
 
@@ -155,7 +310,8 @@ impl Actor for Discovery {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.refresh(ctx);
+        self.refresh_all(ctx);
+        self.schedule_tick(ctx);
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
@@ -172,9 +328,31 @@ impl Handler<ApplyTargets> for Discovery {
     type Result = ();
 
     fn handle(&mut self, msg: ApplyTargets, ctx: &mut Self::Context) {
-        self.targets = msg.0;
-        self.options.clear();
-        self.refresh(ctx);
+        let interval_changed = msg.discovery.interval != self.discovery.interval;
+        self.discovery = msg.discovery;
+        self.agent = msg.agent;
+        self.set_targets(msg.targets);
+        if interval_changed {
+            self.schedule_tick(ctx);
+        }
+        self.refresh_all(ctx);
+        // Targets that are gone take their hosts with them now.
+        self.announce();
+    }
+}
+
+impl Handler<TopologyObserved> for Discovery {
+    type Result = ();
+
+    fn handle(&mut self, msg: TopologyObserved, ctx: &mut Self::Context) {
+        let Some(state) = self.targets.get_mut(&msg.target) else {
+            return;
+        };
+        let before = state.fingerprints.insert(msg.host.clone(), msg.fingerprint);
+        if before.is_some_and(|b| b != msg.fingerprint) {
+            debug!(self.log, "Topology changed; expanding again."; "target" => &msg.target, "seen_by" => &msg.host);
+            self.refresh(&msg.target, ctx);
+        }
     }
 }
 

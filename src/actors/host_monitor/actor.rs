@@ -8,25 +8,37 @@ use bson::Document;
 use mongodb::Client;
 use slog::{debug, error, info, warn, Logger};
 
+use super::collect::{collect_round, DbStatsPlan, Plan, Round, Weight};
 use super::{next_due_ms, phase_offset, ApplySettings, HostSpec, SamplesCollected, StopMonitoring};
+use crate::actors::discovery::TopologyObserved;
 use crate::actors::supervisor::ChildStopped;
 use crate::actors::{ChildId, Route};
 use crate::config::AgentSettings;
-use crate::mongo::{self, CommandOutcome};
+use crate::format::flatten::Number;
+use crate::format::schema;
+use crate::mongo;
 use crate::sample::{Body, Failure, Labels, Role, Sample};
 use crate::stats::{AgentStats, Stats};
+
+/// Where a monitor's output goes; the same for every monitor.
+#[derive(Clone)]
+pub struct MonitorLinks {
+    pub samples: Route<SamplesCollected>,
+    pub topology: Route<TopologyObserved>,
+    pub supervisor: Recipient<ChildStopped>,
+    pub stats: Stats,
+    pub mongos_ping_window: Duration,
+}
 
 /// Samples one host. Owned by the supervisor; stops only when told to or
 /// when its client cannot be built (then the supervisor restarts it).
 pub struct HostMonitor {
     spec: HostSpec,
     agent: AgentSettings,
+    links: MonitorLinks,
     client: Option<Client>,
     labels: Arc<Labels>,
-    sink: Route<SamplesCollected>,
-    supervisor: Recipient<ChildStopped>,
     generation: u64,
-    stats: Stats,
     log: Logger,
     /// A round is running; the next tick is skipped rather than stacked.
     in_flight: bool,
@@ -34,49 +46,54 @@ pub struct HostMonitor {
     legacy_hello: bool,
     /// When buildInfo/hostInfo/getCmdLineOpts last succeeded.
     info_at: Option<Instant>,
+    /// When dbStats last ran, and how long it took.
+    dbstats_at: Option<Instant>,
+    dbstats_took: Option<Duration>,
     /// What the last serverStatus said, to notice restarts and upgrades.
     last_version: Option<String>,
     last_uptime: Option<f64>,
     /// Whether the host answered last round, to log transitions only.
     was_up: Option<bool>,
+    /// The topology fingerprint last reported to discovery.
+    reported_topology: Option<u64>,
     stop_requested: bool,
     tick_handle: Option<SpawnHandle>,
 }
 
 impl HostMonitor {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         spec: HostSpec,
         agent: AgentSettings,
-        sink: Route<SamplesCollected>,
-        supervisor: Recipient<ChildStopped>,
+        links: MonitorLinks,
         generation: u64,
-        stats: Stats,
         log: &Logger,
     ) -> Self {
         let log = log.new(slog::o!("host" => spec.addr.clone()));
         let labels = Arc::new(Labels {
             host: spec.addr.clone(),
             cluster: spec.cluster.clone(),
-            replset: None,
+            replset: spec.replset.clone(),
+            shard: spec.shard.clone(),
             role: Role::Unknown,
+            version: None,
         });
         HostMonitor {
             spec,
             agent,
+            links,
             client: None,
             labels,
-            sink,
-            supervisor,
             generation,
-            stats,
             log,
             in_flight: false,
             legacy_hello: false,
             info_at: None,
+            dbstats_at: None,
+            dbstats_took: None,
             last_version: None,
             last_uptime: None,
             was_up: None,
+            reported_topology: None,
             stop_requested: false,
             tick_handle: None,
         }
@@ -104,16 +121,33 @@ impl HostMonitor {
         }));
     }
 
-    fn want_info(&self) -> bool {
-        match self.info_at {
-            None => true,
-            Some(t) => t.elapsed() >= self.agent.info_interval,
+    fn plan(&self) -> Plan {
+        let want_info = self
+            .info_at
+            .is_none_or(|t| t.elapsed() >= self.agent.info_interval);
+        let dbstats = match self.dbstats_at {
+            Some(t) if t.elapsed() < self.agent.dbstats_interval => DbStatsPlan::NotDue,
+            _ if self
+                .dbstats_took
+                .is_some_and(|d| d > self.agent.dbstats_max) =>
+            {
+                DbStatsPlan::SkipSlow
+            }
+            _ => DbStatsPlan::Due,
+        };
+        Plan {
+            timeout: self.agent.command_timeout,
+            legacy_hello: self.legacy_hello,
+            want_info,
+            dbstats,
+            max_databases: self.agent.dbstats_max_databases,
+            mongos_ping_window: self.links.mongos_ping_window,
         }
     }
 
     fn start_round(&mut self, ctx: &mut Context<Self>) {
         if self.in_flight {
-            AgentStats::add(&self.stats.rounds_skipped, 1);
+            AgentStats::add(&self.links.stats.rounds_skipped, 1);
             debug!(self.log, "Previous round still running; skipping this one.");
             return;
         }
@@ -121,63 +155,96 @@ impl HostMonitor {
             return;
         };
         self.in_flight = true;
-        let timeout = self.agent.command_timeout;
-        let legacy = self.legacy_hello;
-        let want_info = self.want_info();
-        let member = self.labels.replset.is_some();
-        let round = async move { collect_round(client, timeout, legacy, want_info, member).await };
-        ctx.spawn(round.into_actor(self).map(|round, act, _ctx| {
-            act.in_flight = false;
-            act.finish_round(round);
-        }));
+        let plan = self.plan();
+        if plan.dbstats != DbStatsPlan::NotDue {
+            self.dbstats_at = Some(Instant::now());
+            if plan.dbstats == DbStatsPlan::SkipSlow {
+                // Skip once, then try again on the next schedule.
+                self.dbstats_took = None;
+            }
+        }
+        ctx.spawn(
+            collect_round(client, plan)
+                .into_actor(self)
+                .map(|round, act, _ctx| {
+                    act.in_flight = false;
+                    act.finish_round(round);
+                }),
+        );
+    }
+
+    fn relabel(&mut self, hello: &Document) {
+        let role = Role::from_hello(hello);
+        let replset = hello.get_str("setName").ok().map(str::to_string);
+        if role != self.labels.role || replset != self.labels.replset {
+            if self.labels.role != Role::Unknown {
+                info!(self.log, "Host changed role."; "from" => self.labels.role.as_str(), "to" => role.as_str());
+            }
+            let mut l = (*self.labels).clone();
+            l.role = role;
+            l.replset = replset;
+            self.labels = Arc::new(l);
+        }
     }
 
     fn finish_round(&mut self, round: Round) {
         if round.legacy_hello {
             self.legacy_hello = true;
         }
-        let round_started = round.started;
-        let round_duration = round.duration;
-        // Labels first: the role and set this round's samples belong to.
-        if let Some(Ok(hello)) = round.outcomes.first().map(|o| &o.result) {
-            let role = Role::from_hello(hello);
-            let replset = hello.get_str("setName").ok().map(str::to_string);
-            if role != self.labels.role || replset != self.labels.replset {
-                if self.labels.role != Role::Unknown {
-                    info!(self.log, "Host changed role."; "from" => self.labels.role.as_str(), "to" => role.as_str());
-                }
-                self.labels = Arc::new(Labels {
+        if let Some(took) = round.dbstats_took {
+            self.dbstats_took = Some(took);
+        }
+        if let Some(Ok(hello)) = round.steps.first().map(|s| &s.outcome.result) {
+            let hello = hello.clone();
+            self.relabel(&hello);
+        }
+        if let Some(fp) = round.topology_fingerprint {
+            if self.reported_topology != Some(fp) {
+                self.reported_topology = Some(fp);
+                self.links.topology.send(TopologyObserved {
+                    target: self.spec.target.clone(),
                     host: self.spec.addr.clone(),
-                    cluster: self.spec.cluster.clone(),
-                    replset,
-                    role,
+                    fingerprint: fp,
                 });
             }
         }
-        let mut samples = Vec::with_capacity(round.outcomes.len() + 1);
+        let mut samples = Vec::with_capacity(round.steps.len() + round.derived.len() + 2);
         let mut failure: Option<Failure> = None;
         let mut info_ok = round.info_requested;
-        for outcome in round.outcomes {
-            let info = INFO_COMMANDS.contains(&outcome.command);
+        for step in round.steps {
+            let outcome = step.outcome;
             match outcome.result {
-                Ok(doc) => {
+                Ok(mut doc) => {
                     if outcome.command == "serverStatus" {
                         self.observe_server_status(&doc);
+                        schema::normalize_server_status(&mut doc);
+                        samples.push(self.derived_sample(
+                            "schema",
+                            vec![],
+                            vec![(
+                                "unmapped_fields",
+                                Number::Int(schema::unmapped_fields(&doc) as i64),
+                            )],
+                            outcome.started,
+                        ));
                     }
-                    samples.push(Sample {
-                        labels: self.labels.clone(),
-                        time: outcome.started,
-                        duration: outcome.duration,
-                        body: Body::Reply {
-                            command: outcome.command,
-                            doc,
-                        },
-                    });
+                    if step.emit {
+                        samples.push(Sample {
+                            labels: self.labels.clone(),
+                            time: outcome.started,
+                            duration: outcome.duration,
+                            body: Body::Reply {
+                                command: outcome.command,
+                                doc,
+                            },
+                        });
+                    }
                 }
-                Err(f) if info => {
-                    // Slow-changing details; their absence is not an outage.
-                    info_ok = false;
-                    debug!(self.log, "Info command failed."; "command" => f.command, "error" => &f.message);
+                Err(f) if step.weight == Weight::Optional => {
+                    if super::collect::INFO_COMMANDS.contains(&f.command) {
+                        info_ok = false;
+                    }
+                    debug!(self.log, "Optional command failed."; "command" => f.command, "error" => &f.message);
                 }
                 Err(f) => {
                     if failure.is_none() {
@@ -185,6 +252,9 @@ impl HostMonitor {
                     }
                 }
             }
+        }
+        for d in round.derived {
+            samples.push(self.derived_sample(d.name, d.tags, d.fields, round.started));
         }
         if info_ok {
             self.info_at = Some(Instant::now());
@@ -200,16 +270,31 @@ impl HostMonitor {
         self.was_up = Some(up);
         samples.push(Sample {
             labels: self.labels.clone(),
-            time: round_started,
-            duration: round_duration,
+            time: round.started,
+            duration: round.duration,
             body: Body::Status { up, failure },
         });
-        AgentStats::add(&self.stats.samples_taken, samples.len() as u64);
+        AgentStats::add(&self.links.stats.samples_taken, samples.len() as u64);
         if !up {
-            AgentStats::add(&self.stats.samples_failed, 1);
+            AgentStats::add(&self.links.stats.samples_failed, 1);
         }
-        if !self.sink.send(SamplesCollected(samples)) {
+        if !self.links.samples.send(SamplesCollected(samples)) {
             error!(self.log, "No batcher to take samples; they are lost.");
+        }
+    }
+
+    fn derived_sample(
+        &self,
+        name: &'static str,
+        tags: Vec<(&'static str, String)>,
+        fields: Vec<(&'static str, Number)>,
+        time: SystemTime,
+    ) -> Sample {
+        Sample {
+            labels: self.labels.clone(),
+            time,
+            duration: Duration::ZERO,
+            body: Body::Derived { name, tags, fields },
         }
     }
 
@@ -221,8 +306,8 @@ impl HostMonitor {
             .get("uptime")
             .and_then(crate::format::flatten::number)
             .map(|n| match n {
-                crate::format::flatten::Number::Int(i) => i as f64,
-                crate::format::flatten::Number::Float(f) => f,
+                Number::Int(i) => i as f64,
+                Number::Float(f) => f,
             });
         let restarted = matches!((self.last_uptime, uptime), (Some(a), Some(b)) if b < a);
         let upgraded =
@@ -234,69 +319,13 @@ impl HostMonitor {
             );
             self.info_at = None;
         }
+        if version != self.labels.version {
+            let mut l = (*self.labels).clone();
+            l.version = version.clone();
+            self.labels = Arc::new(l);
+        }
         self.last_version = version;
         self.last_uptime = uptime;
-    }
-}
-
-/// Commands whose failure does not make the host `up = 0`.
-const INFO_COMMANDS: [&str; 3] = ["buildInfo", "hostInfo", "getCmdLineOpts"];
-
-struct Round {
-    started: SystemTime,
-    duration: Duration,
-    outcomes: Vec<CommandOutcome>,
-    legacy_hello: bool,
-    info_requested: bool,
-}
-
-/// One round on one host. `hello` comes first: if it fails, nothing else is
-/// tried, as the host is unreachable and each further command would only
-/// wait out its own timeout.
-async fn collect_round(
-    client: Client,
-    timeout: Duration,
-    mut legacy: bool,
-    want_info: bool,
-    member_hint: bool,
-) -> Round {
-    let started = SystemTime::now();
-    let clock = Instant::now();
-    let mut outcomes = Vec::with_capacity(6);
-    let mut hello = mongo::run(
-        &client,
-        if legacy { "isMaster" } else { "hello" },
-        None,
-        timeout,
-    )
-    .await;
-    if !legacy && hello.code == Some(59) {
-        legacy = true;
-        hello = mongo::run(&client, "isMaster", None, timeout).await;
-    }
-    let member = match &hello.result {
-        Ok(doc) => doc.get_str("setName").is_ok(),
-        Err(_) => member_hint,
-    };
-    let reachable = hello.result.is_ok();
-    outcomes.push(hello);
-    if reachable {
-        outcomes.push(mongo::run(&client, "serverStatus", None, timeout).await);
-        if member {
-            outcomes.push(mongo::run(&client, "replSetGetStatus", None, timeout).await);
-        }
-        if want_info {
-            for cmd in INFO_COMMANDS {
-                outcomes.push(mongo::run(&client, cmd, None, timeout).await);
-            }
-        }
-    }
-    Round {
-        started,
-        duration: clock.elapsed(),
-        outcomes,
-        legacy_hello: legacy,
-        info_requested: want_info && reachable,
     }
 }
 
@@ -323,7 +352,7 @@ impl Actor for HostMonitor {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         if !self.stop_requested {
-            self.supervisor.do_send(ChildStopped {
+            self.links.supervisor.do_send(ChildStopped {
                 child: ChildId::Host(self.spec.addr.clone()),
                 generation: self.generation,
             });
@@ -348,7 +377,8 @@ impl Handler<ApplySettings> for HostMonitor {
     fn handle(&mut self, msg: ApplySettings, ctx: &mut Self::Context) {
         let old = std::mem::replace(&mut self.agent, msg.0);
         let timing_changed = old.command_timeout != self.agent.command_timeout
-            || old.connect_timeout != self.agent.connect_timeout;
+            || old.connect_timeout != self.agent.connect_timeout
+            || old.interval != self.agent.interval;
         if timing_changed {
             if let Err(e) = self.build_client() {
                 warn!(self.log, "Keeping the old client; the new settings do not build one."; "error" => e);
@@ -360,5 +390,18 @@ impl Handler<ApplySettings> for HostMonitor {
             }
             self.schedule_next(ctx);
         }
+    }
+}
+
+/// Describe what this monitor knows of its host (labels as of the last round).
+#[derive(Message)]
+#[rtype(result = "Labels")]
+pub struct DescribeHost;
+
+impl Handler<DescribeHost> for HostMonitor {
+    type Result = MessageResult<DescribeHost>;
+
+    fn handle(&mut self, _: DescribeHost, _: &mut Self::Context) -> Self::Result {
+        MessageResult((*self.labels).clone())
     }
 }

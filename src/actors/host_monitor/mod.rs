@@ -12,6 +12,7 @@
 //! same millisecond and a slow round never shifts the ones after it.
 
 mod actor;
+mod collect;
 
 use actix::Message;
 use mongodb::options::ClientOptions;
@@ -19,15 +20,22 @@ use mongodb::options::ClientOptions;
 use crate::config::AgentSettings;
 use crate::sample::Sample;
 
-pub use actor::HostMonitor;
+pub use actor::{DescribeHost, HostMonitor, MonitorLinks};
 
 /// What a monitor needs to know about its host.
 #[derive(Debug, Clone)]
 pub struct HostSpec {
     /// `host:port`.
     pub addr: String,
-    /// The target's name, the `cluster` label.
+    /// The name of the target this host was discovered from.
+    pub target: String,
+    /// The `cluster` label: the target's name, or the name discovery found.
     pub cluster: String,
+    /// The replica set discovery found the host in (the monitor's own
+    /// `hello` has the last word).
+    pub replset: Option<String>,
+    /// The shard the host belongs to, for shard members.
+    pub shard: Option<String>,
     /// The target's client options (URI, credentials, TLS); narrowed to this
     /// host by the monitor.
     pub base_options: ClientOptions,

@@ -8,15 +8,20 @@ use actix::prelude::*;
 use slog::{error, info, warn, Logger};
 
 use super::restart::{Decision, RestartTracker};
-use super::{ChildStatus, ChildStopped, ListChildren, Reload, Shutdown};
+use super::{ChildStatus, ChildStopped, ListChildren, ListHosts, Reload, Shutdown};
 use crate::actors::batcher::{self, Batcher, Flush, StopBatching};
-use crate::actors::discovery::{ApplyTargets, Discovery, HostSetChanged, StopDiscovery};
-use crate::actors::host_monitor::{self, HostMonitor, HostSpec, SamplesCollected, StopMonitoring};
+use crate::actors::discovery::{
+    ApplyTargets, Discovery, HostSetChanged, StopDiscovery, TopologyObserved,
+};
+use crate::actors::host_monitor::{
+    self, DescribeHost, HostMonitor, HostSpec, MonitorLinks, SamplesCollected, StopMonitoring,
+};
 use crate::actors::uploader::queue::SharedQueue;
 use crate::actors::uploader::{self, BatchQueued, BeginDrain, IsIdle, StopUploading, Uploader};
 use crate::actors::{ChildId, Route};
 use crate::config::{self, Settings};
 use crate::logging::LogHandle;
+use crate::sample::Labels;
 use crate::stats::{AgentStats, Stats};
 
 /// Where a reload reads the configuration from: the file and the CLI layer
@@ -37,6 +42,7 @@ pub struct Supervisor {
     queue: SharedQueue,
     to_batcher: Route<SamplesCollected>,
     to_uploader: Route<BatchQueued>,
+    to_discovery: Route<TopologyObserved>,
     discovery: Option<Addr<Discovery>>,
     batcher: Option<Addr<Batcher>>,
     uploader: Option<Addr<Uploader>>,
@@ -68,6 +74,7 @@ impl Supervisor {
             queue,
             to_batcher: Route::default(),
             to_uploader: Route::default(),
+            to_discovery: Route::default(),
             discovery: None,
             batcher: None,
             uploader: None,
@@ -125,25 +132,33 @@ impl Supervisor {
             ChildId::Discovery => {
                 let addr = Discovery::new(
                     self.settings.targets.clone(),
+                    self.settings.discovery.clone(),
+                    self.settings.agent.clone(),
                     ctx.address().recipient(),
                     me,
                     generation,
                     &self.log,
                 )
                 .start();
+                self.to_discovery.set(addr.clone().recipient());
                 self.discovery = Some(addr);
             }
             ChildId::Host(host) => {
                 let Some(spec) = self.wanted.get(host).cloned() else {
                     return;
                 };
+                let links = MonitorLinks {
+                    samples: self.to_batcher.clone(),
+                    topology: self.to_discovery.clone(),
+                    supervisor: me,
+                    stats: self.stats.clone(),
+                    mongos_ping_window: self.settings.discovery.mongos_ping_window,
+                };
                 let addr = HostMonitor::new(
                     spec,
                     self.settings.agent.clone(),
-                    self.to_batcher.clone(),
-                    me,
+                    links,
                     generation,
-                    self.stats.clone(),
                     &self.log,
                 )
                 .start();
@@ -200,9 +215,16 @@ impl Supervisor {
                 u.do_send(uploader::ApplySettings(self.settings.upload.clone()));
             }
         }
-        if old.targets != self.settings.targets {
+        if old.targets != self.settings.targets
+            || old.discovery != self.settings.discovery
+            || old.agent != self.settings.agent
+        {
             if let Some(d) = &self.discovery {
-                d.do_send(ApplyTargets(self.settings.targets.clone()));
+                d.do_send(ApplyTargets {
+                    targets: self.settings.targets.clone(),
+                    discovery: self.settings.discovery.clone(),
+                    agent: self.settings.agent.clone(),
+                });
             }
         }
     }
@@ -302,6 +324,24 @@ impl Handler<ListChildren> for Supervisor {
                 id,
             })
             .collect()
+    }
+}
+
+impl Handler<ListHosts> for Supervisor {
+    type Result = ResponseFuture<Vec<Labels>>;
+
+    fn handle(&mut self, _: ListHosts, _: &mut Self::Context) -> Self::Result {
+        let monitors: Vec<Addr<HostMonitor>> = self.monitors.values().cloned().collect();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(monitors.len());
+            for m in monitors {
+                if let Ok(l) = m.send(DescribeHost).await {
+                    out.push(l);
+                }
+            }
+            out.sort_by(|a, b| a.host.cmp(&b.host));
+            out
+        })
     }
 }
 

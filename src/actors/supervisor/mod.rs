@@ -48,6 +48,11 @@ pub struct Reload;
 #[rtype(result = "Vec<ChildStatus>")]
 pub struct ListChildren;
 
+/// Every monitored host with its labels as of its last round.
+#[derive(Message)]
+#[rtype(result = "Vec<crate::sample::Labels>")]
+pub struct ListHosts;
+
 /// One child as the supervisor sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildStatus {

@@ -1,0 +1,120 @@
+//! Keeping metric names stable across server versions.
+//!
+//! Servers rename fields between versions; operators' dashboards should not
+//! notice. [`normalize_server_status`] adds the long-standing name next to a
+//! renamed field (8.0's `queues.execution` also appears as
+//! `wiredTiger.concurrentTransactions`), and [`unmapped_fields`] counts the
+//! numeric fields of a reply that the reference document (a real 4.2.8
+//! serverStatus) does not have, so drift shows up as a number per host.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use bson::{Bson, Document};
+
+use super::flatten::flatten;
+
+/// Adds the old names of renamed sections, when only the new one is present.
+pub fn normalize_server_status(doc: &mut Document) {
+    let execution = doc
+        .get_document("queues")
+        .ok()
+        .and_then(|q| q.get_document("execution").ok())
+        .cloned();
+    if let Some(exec) = execution {
+        let mut legacy = Document::new();
+        for side in ["read", "write"] {
+            if let Ok(d) = exec.get_document(side) {
+                legacy.insert(side, d.clone());
+            }
+        }
+        if legacy.is_empty() {
+            return;
+        }
+        match doc.get_mut("wiredTiger") {
+            Some(Bson::Document(wt)) => {
+                if !wt.contains_key("concurrentTransactions") {
+                    wt.insert("concurrentTransactions", legacy);
+                }
+            }
+            None => {
+                let mut wt = Document::new();
+                wt.insert("concurrentTransactions", legacy);
+                doc.insert("wiredTiger", wt);
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+fn reference() -> &'static HashSet<String> {
+    static NAMES: OnceLock<HashSet<String>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names = HashSet::new();
+        flatten(crate::sim::fixtures::server_status_42(), "", &mut |n, _| {
+            names.insert(n.to_string());
+        });
+        names
+    })
+}
+
+/// Numeric fields of `doc` (flattened) that the reference serverStatus lacks.
+pub fn unmapped_fields(doc: &Document) -> u64 {
+    let known = reference();
+    let mut n = 0;
+    flatten(doc, "", &mut |name, _| {
+        if !known.contains(name) {
+            n += 1;
+        }
+    });
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    #[test]
+    fn execution_queues_also_appear_under_the_old_name() {
+        let mut d = doc! {
+            "queues": {"execution": {"read": {"out": 1, "available": 127, "totalTickets": 128},
+                                     "write": {"out": 0, "available": 128, "totalTickets": 128}}},
+            "wiredTiger": {"cache": {"bytes currently in the cache": 5}},
+        };
+        normalize_server_status(&mut d);
+        let ct = d
+            .get_document("wiredTiger")
+            .unwrap()
+            .get_document("concurrentTransactions")
+            .unwrap();
+        assert_eq!(
+            ct.get_document("read")
+                .unwrap()
+                .get_i32("available")
+                .unwrap(),
+            127
+        );
+        // An old server's own section is left alone.
+        let mut old = doc! {"wiredTiger": {"concurrentTransactions": {"read": {"out": 9}}}, "queues": {"execution": {"read": {"out": 1}}}};
+        normalize_server_status(&mut old);
+        assert_eq!(
+            old.get_document("wiredTiger")
+                .unwrap()
+                .get_document("concurrentTransactions")
+                .unwrap()
+                .get_document("read")
+                .unwrap()
+                .get_i32("out")
+                .unwrap(),
+            9
+        );
+    }
+
+    #[test]
+    fn drift_is_counted_against_the_reference() {
+        assert_eq!(unmapped_fields(crate::sim::fixtures::server_status_42()), 0);
+        let d = doc! {"connections": {"current": 1}, "brandNewSection": {"a": 1, "b": 2.0}};
+        assert_eq!(unmapped_fields(&d), 2);
+    }
+}
