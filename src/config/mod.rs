@@ -26,10 +26,6 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/mongomon/mongomon.toml";
 /// the section from the key (`MONGOMON_AGENT__INTERVAL_SECS=5`).
 pub const ENV_PREFIX: &str = "MONGOMON_";
 
-/// Variables with [`ENV_PREFIX`] that are not config keys (they are read by
-/// the CLI itself) and must not trip `deny_unknown_fields`.
-const ENV_NOT_KEYS: &[&str] = &["config"];
-
 /// Reads the file at `path` (which must exist), merges the environment and
 /// `overrides` (the CLI layer, a partial config) over it, and extracts the raw
 /// config. Unknown keys anywhere are errors.
@@ -65,12 +61,12 @@ pub fn load_str(text: &str, overrides: &serde_json::Value) -> Result<RawConfig, 
 }
 
 fn env_provider() -> Env {
+    // Every setting lives in a section, so only `SECTION__KEY` names are
+    // config; single-word names such as `MONGOMON_CONFIG` (the file path) or a
+    // wrapper script's own `MONGOMON_SOMETHING` are not, and must not turn
+    // into "unknown key" errors at start-up.
     Env::prefixed(ENV_PREFIX)
-        .filter(|key| {
-            !ENV_NOT_KEYS
-                .iter()
-                .any(|k| key.as_str().eq_ignore_ascii_case(k))
-        })
+        .filter(|key| key.as_str().contains("__"))
         .split("__")
 }
 
@@ -728,6 +724,7 @@ mod tests {
             jail.create_file("m.toml", MINIMAL)?;
             jail.set_env("MONGOMON_AGENT__INTERVAL_SECS", "7");
             jail.set_env("MONGOMON_CONFIG", "ignored-by-figment");
+            jail.set_env("MONGOMON_TEST_VENV", "/not/a/config/key");
             let raw =
                 load(Path::new("m.toml"), &serde_json::json!({})).map_err(|e| e.to_string())?;
             assert_eq!(raw.agent.interval_secs, 7);

@@ -504,9 +504,8 @@ pub enum Action {
 
 /// Address value for topologies built in Rust (no source span).
 ///
-/// ```ignore
-/// // (crate path differs between simdev and mongomon, hence `ignore`)
-/// use crate::sim::topology::{host, StandaloneSpec, Topology};
+/// ```
+/// use mongomon::sim::topology::{host, StandaloneSpec, Topology};
 /// let mut t = Topology::default();
 /// t.standalone.push(StandaloneSpec { host: host("127.0.0.1:0"), version: None });
 /// assert!(t.validate().is_ok());
