@@ -54,6 +54,17 @@ pub fn signal(pid: u32, sig: i32) {
     }
 }
 
+/// The test venv's Python (pymongo and SecantusDB live there).
+pub fn venv_python() -> PathBuf {
+    let py = venv().join("bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/test-deps.sh (scripts/test.sh does) first",
+        py.display()
+    );
+    py
+}
+
 fn venv() -> PathBuf {
     std::env::var_os("MONGOMON_TEST_VENV")
         .map(PathBuf::from)
