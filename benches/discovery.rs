@@ -73,7 +73,7 @@ fn measure(shards: usize) -> (usize, Duration) {
         }
     });
     let text = format!(
-        "[agent]\ninterval_secs = 10\n[[targets]]\nname = \"c\"\nuri = \"mongodb://{seed}\"\n[upload]\nurl = \"http://127.0.0.1:{port}/w\"\n"
+        "[agent]\ninterval_secs = 10\nspool_dir = \"\"\n[[targets]]\nname = \"c\"\nuri = \"mongodb://{seed}\"\n[upload]\nurl = \"http://127.0.0.1:{port}/w\"\n"
     );
     let raw = mongomon::config::load_str(&text, &serde_json::json!({})).expect("config");
     let settings = mongomon::config::validate(&raw, None).expect("settings");
@@ -81,8 +81,9 @@ fn measure(shards: usize) -> (usize, Duration) {
     let result = sys.block_on(async move {
         let start = Instant::now();
         let stats = Arc::new(mongomon::stats::AgentStats::default());
-        let sup =
-            Supervisor::new(settings, None, mongomon::logging::discard(), None, stats).start();
+        let sup = Supervisor::new(settings, None, mongomon::logging::discard(), None, stats)
+            .expect("supervisor")
+            .start();
         let mut n = 0;
         while start.elapsed() < Duration::from_secs(120) {
             n = sup.send(ListHosts).await.map(|h| h.len()).unwrap_or(0);

@@ -125,8 +125,14 @@ fn run(
     let stats = std::sync::Arc::new(AgentStats::default());
     let sig_log = log.clone();
     sys.block_on(async move {
-        let sup = Supervisor::new(settings, Some(reload), log, Some(handle), stats).start();
-        crate::signals::install(sup, sig_log);
+        match Supervisor::new(settings, Some(reload), log.clone(), Some(handle), stats) {
+            Ok(sup) => crate::signals::install(sup.start(), sig_log),
+            Err(e) => {
+                slog::crit!(log, "Cannot open the spool; not starting. Fix agent.spool_dir (or its permissions), or set it to \"\" to keep batches in memory only."; "error" => e.to_string());
+                eprintln!("mongomon: {e}; fix agent.spool_dir (or its permissions), or set it to \"\" to keep batches in memory only");
+                std::process::exit(2);
+            }
+        }
     });
     sys.run().context("the actor system failed")?;
     Ok(ExitCode::SUCCESS)

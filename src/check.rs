@@ -5,11 +5,7 @@
 //! verify: the agent must connect to every mongod/mongos and to the
 //! monitoring server.
 
-use std::time::Duration;
-
-use awc::http::header;
-
-use crate::config::{redact_uri, Settings};
+use crate::config::{redact_uri, Settings, UploadSettings};
 use crate::mongo;
 
 /// One checked endpoint.
@@ -56,7 +52,9 @@ pub async fn run(settings: &Settings) -> Vec<CheckLine> {
             lines.push(check_host(&base, host, settings).await);
         }
     }
-    lines.push(check_upload(settings).await);
+    for u in &settings.uploads {
+        lines.push(check_upload(u).await);
+    }
     lines
 }
 
@@ -103,29 +101,22 @@ async fn check_host(base: &mongodb::options::ClientOptions, host: &str, s: &Sett
     }
 }
 
-/// POSTs an empty batch: a receiver that answers at all is reachable, one
-/// that says 401/403 rejects our key, 404/405 means the URL is wrong.
-async fn check_upload(s: &Settings) -> CheckLine {
-    let u = &s.upload;
-    let client = awc::Client::builder()
-        .connector(awc::Connector::new().timeout(u.timeout))
-        .timeout(u.timeout.min(Duration::from_secs(10)))
-        .finish();
-    let mut req = client
-        .post(&u.url)
-        .insert_header((header::CONTENT_TYPE, u.format.content_type()));
-    if let Some(key) = &u.api_key {
-        req = req.insert_header((u.api_key_header.as_str(), key.as_str()));
-    }
-    let endpoint = redact_uri(&u.url);
-    match req.send_body("").await {
-        Ok(resp) => {
-            let code = resp.status().as_u16();
+/// POSTs an empty batch the way the uploader would (same proxy, TLS and
+/// authentication): a receiver that answers at all is reachable, one that
+/// says 401/403 rejects our credentials, 404/405 means the URL is wrong.
+async fn check_upload(u: &UploadSettings) -> CheckLine {
+    let endpoint = match &u.proxy {
+        Some(p) => format!("{} (via proxy {}:{})", redact_uri(&u.url), p.host, p.port),
+        None => redact_uri(&u.url),
+    };
+    match crate::actors::uploader::probe(u).await {
+        Ok(code) => {
             let (ok, why) = match code {
                 200..=299 => (true, "accepted an empty batch"),
                 400 => (true, "reachable (refused an empty test batch)"),
-                401 | 403 => (false, "rejected the credentials; check upload.api_key"),
+                401 | 403 => (false, "rejected the credentials; check the upload's api_key, bearer_token or username/password"),
                 404 | 405 => (false, "no such endpoint; check the path of upload.url"),
+                407 => (false, "the proxy wants credentials; put user:password in the proxy URL"),
                 500.. => (false, "receiver error"),
                 _ => (false, "unexpected answer"),
             };
@@ -140,7 +131,7 @@ async fn check_upload(s: &Settings) -> CheckLine {
             ok: false,
             kind: "upload",
             endpoint,
-            detail: e.to_string(),
+            detail: format!("{} ({})", e, e.kind()),
         },
     }
 }

@@ -244,7 +244,7 @@ pub fn run(duration: Option<Duration>) -> anyhow::Result<ExitCode> {
     let port = start_receiver(board.clone()).context("cannot start the demo receiver")?;
     let log_path = std::env::temp_dir().join("mongomon-demo.log");
     let text = format!(
-        "[agent]\ninterval_secs = {DEMO_INTERVAL_SECS}\nlog_level = \"info\"\nlog_file = \"{}\"\nshutdown_timeout_secs = 3\n\
+        "[agent]\ninterval_secs = {DEMO_INTERVAL_SECS}\nlog_level = \"info\"\nlog_file = \"{}\"\nshutdown_timeout_secs = 3\nspool_dir = \"\"\n\
          [[targets]]\nname = \"demo\"\nuri = \"mongodb://{mongos}\"\n\
          [[targets]]\nname = \"rs-app\"\nuri = \"mongodb://{member}\"\n\
          [upload]\nurl = \"http://127.0.0.1:{port}/ingest\"\nformat = \"json\"\nmax_batch_age_ms = 500\n",
@@ -264,7 +264,14 @@ pub fn run(duration: Option<Duration>) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     sys.block_on(async move {
         let stats = Arc::new(AgentStats::default());
-        let sup = Supervisor::new(settings, None, log, Some(handle), stats).start();
+        let sup = match Supervisor::new(settings, None, log, Some(handle), stats) {
+            Ok(s) => s.start(),
+            Err(e) => {
+                eprintln!("mongomon demo: {e}");
+                actix::System::current().stop();
+                return;
+            }
+        };
         crate::signals::install(sup.clone(), sig_log);
         let b = board.clone();
         actix_rt::spawn(async move {

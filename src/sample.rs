@@ -102,8 +102,12 @@ pub enum Body {
     },
     /// Whether the host answered every command of this round.
     Status { up: bool, failure: Option<Failure> },
-    /// The agent's own counters (see [`crate::stats`]).
-    Agent { metrics: Vec<(&'static str, u64)> },
+    /// The agent's own counters (see [`crate::stats`]); with `upload`, the
+    /// counters of that upload target.
+    Agent {
+        metrics: Vec<(&'static str, u64)>,
+        upload: Option<String>,
+    },
     /// Metrics the agent derives from replies (oplog window, mongos view,
     /// dbStats rounds), under the measurement `mongodb_<name>`.
     Derived {
@@ -139,6 +143,20 @@ impl Sample {
     }
 
     /// The name this sample goes by in the JSON format and in logs.
+    /// Health samples (is the host up, replica-set state and lag, the
+    /// agent's own counters) are sent before bulk ones after an outage.
+    pub fn is_health(&self) -> bool {
+        matches!(
+            &self.body,
+            Body::Status { .. }
+                | Body::Agent { .. }
+                | Body::Reply {
+                    command: "replSetGetStatus",
+                    ..
+                }
+        )
+    }
+
     pub fn command(&self) -> &'static str {
         match &self.body {
             Body::Reply { command, .. } => command,

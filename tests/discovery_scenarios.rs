@@ -175,7 +175,7 @@ fn run_scenario(path: &Path) {
     let receiver = common::receiver::Receiver::accepting();
     let seeds: Vec<String> = sc.seeds.iter().map(|s| resolve(&sim, s)).collect();
     let config = format!(
-        "[agent]\ninterval_secs = {}\ncommand_timeout_ms = 1000\nconnect_timeout_ms = 500\n\
+        "[agent]\ninterval_secs = {}\ncommand_timeout_ms = 1000\nconnect_timeout_ms = 500\nspool_dir = \"\"\n\
          [discovery]\nremoval_grace_secs = 0\n\
          [[targets]]\nname = \"{name}\"\nuri = \"mongodb://{}\"\n\
          [upload]\nurl = \"{}\"\n",
@@ -190,8 +190,9 @@ fn run_scenario(path: &Path) {
     let sys = actix_rt::System::new();
     let result: Result<(), String> = sys.block_on(async {
         let stats = Arc::new(mongomon::stats::AgentStats::default());
-        let sup =
-            Supervisor::new(settings, None, mongomon::logging::discard(), None, stats).start();
+        let sup = Supervisor::new(settings, None, mongomon::logging::discard(), None, stats)
+            .expect("supervisor")
+            .start();
         let out = async {
             // Start-up: a complete expansion from the seeds (no step timing).
             settle(&sup, &sim, &sc.expect, Duration::from_secs(20))

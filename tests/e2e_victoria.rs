@@ -165,18 +165,23 @@ fn killing_one_server_reports_it_down_while_others_continue() {
         "down sample names a reason: {down:?}"
     );
 
-    // Several down rounds, and the other host kept arriving, all up, after the kill.
-    std::thread::sleep(Duration::from_secs(5));
-    let all = vm.export("mongodb_up");
-    let down_points: usize = all
-        .iter()
-        .filter(|s| s.label("host") == Some(doomed.addr().as_str()))
-        .flat_map(|s| s.points())
-        .filter(|(t, v)| *t > killed_at && *v == 0.0)
-        .count();
-    assert!(
-        down_points >= 2,
-        "the dead host keeps being reported: {all:?}"
+    // Several down rounds (a dead host's round lasts up to the command
+    // timeout, so they come every few seconds), and the other host kept
+    // arriving, all up, after the kill.
+    let down_after_kill = |all: &[common::Series]| -> usize {
+        all.iter()
+            .filter(|s| s.label("host") == Some(doomed.addr().as_str()))
+            .flat_map(|s| s.points())
+            .filter(|(t, v)| *t > killed_at && *v == 0.0)
+            .count()
+    };
+    let all = wait_for(
+        "two down rounds after the kill",
+        Duration::from_secs(30),
+        || {
+            let all = vm.export("mongodb_up");
+            (down_after_kill(&all) >= 2).then_some(all)
+        },
     );
     let kept: Vec<(i64, f64)> = all
         .iter()

@@ -2,9 +2,9 @@
 //! constructors, `actor.rs` the `Actor`/`Handler` impls.
 //!
 //! ```text
-//!            Supervisor ──owns──▶ Discovery, HostMonitor×N, Batcher, Uploader
+//!            Supervisor ──owns──▶ Discovery, HostMonitor×N, Batcher, Uploader×targets
 //! Discovery ──HostSetChanged──▶ Supervisor ──start/stop──▶ HostMonitor
-//! HostMonitor ──SamplesCollected──▶ Batcher ──(queue)+BatchQueued──▶ Uploader ──POST──▶ receiver
+//! HostMonitor ──SamplesCollected──▶ Batcher ──(queue+spool per target)+BatchQueued──▶ Uploader ──POST──▶ receiver
 //! ```
 //!
 //! Children that feed each other reach one another through a [`Route`], so
@@ -80,7 +80,8 @@ where
 pub enum ChildId {
     Discovery,
     Batcher,
-    Uploader,
+    /// The uploader of one upload target, by name.
+    Uploader(String),
     /// A host monitor, by `host:port`.
     Host(String),
 }
@@ -90,7 +91,7 @@ impl std::fmt::Display for ChildId {
         match self {
             ChildId::Discovery => f.write_str("discovery"),
             ChildId::Batcher => f.write_str("batcher"),
-            ChildId::Uploader => f.write_str("uploader"),
+            ChildId::Uploader(name) => write!(f, "uploader {name}"),
             ChildId::Host(h) => write!(f, "host_monitor {h}"),
         }
     }

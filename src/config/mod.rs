@@ -9,9 +9,11 @@
 
 mod error;
 mod raw;
+mod upload;
 
 pub use error::ConfigError;
-pub use raw::{RawAgent, RawConfig, RawDiscovery, RawTarget, RawUpload};
+pub use raw::{RawAgent, RawConfig, RawDiscovery, RawSpool, RawTarget, RawUpload, RawUploads};
+pub use upload::{Auth, ProxySettings, RetrySettings, TlsSettings, UploadFormat, UploadSettings};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -75,7 +77,8 @@ fn env_provider() -> Env {
 pub struct Settings {
     pub agent: AgentSettings,
     pub targets: Vec<TargetSettings>,
-    pub upload: UploadSettings,
+    /// Every upload target, in configuration order; at least one.
+    pub uploads: Vec<UploadSettings>,
     pub discovery: DiscoverySettings,
     /// The file these settings came from, reread on SIGHUP.
     pub source: Option<PathBuf>,
@@ -147,66 +150,6 @@ impl std::fmt::Debug for TargetSettings {
     }
 }
 
-/// The wire format of uploaded batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UploadFormat {
-    /// InfluxDB line protocol.
-    Influx,
-    /// One JSON document per sample, newline-separated.
-    Json,
-}
-
-impl UploadFormat {
-    pub fn content_type(self) -> &'static str {
-        match self {
-            UploadFormat::Influx => "text/plain; charset=utf-8",
-            UploadFormat::Json => "application/x-ndjson",
-        }
-    }
-}
-
-/// Typed `[upload]`.
-#[derive(Clone, PartialEq)]
-pub struct UploadSettings {
-    pub url: String,
-    pub format: UploadFormat,
-    pub api_key: Option<String>,
-    pub api_key_header: String,
-    pub timeout: Duration,
-    pub gzip: bool,
-    pub max_batch_bytes: usize,
-    pub max_batch_age: Duration,
-    pub max_queue_bytes: usize,
-    pub retry: RetrySettings,
-}
-
-impl std::fmt::Debug for UploadSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UploadSettings")
-            .field("url", &redact_uri(&self.url))
-            .field("format", &self.format)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("api_key_header", &self.api_key_header)
-            .field("timeout", &self.timeout)
-            .field("gzip", &self.gzip)
-            .field("max_batch_bytes", &self.max_batch_bytes)
-            .field("max_batch_age", &self.max_batch_age)
-            .field("max_queue_bytes", &self.max_queue_bytes)
-            .field("retry", &self.retry)
-            .finish()
-    }
-}
-
-/// The retry schedule of the uploader (see `actors::uploader::retry`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetrySettings {
-    pub initial: Duration,
-    pub max: Duration,
-    pub multiplier: f64,
-    /// `None`: retry for ever.
-    pub max_retries: Option<u32>,
-}
-
 /// Checks every key and builds [`Settings`]. The first problem found is
 /// returned; its message names the key and the fix.
 pub fn validate(raw: &RawConfig, source: Option<&Path>) -> Result<Settings, ConfigError> {
@@ -233,7 +176,7 @@ pub fn validate(raw: &RawConfig, source: Option<&Path>) -> Result<Settings, Conf
             ));
         }
     }
-    let upload = validate_upload(&raw.upload)?;
+    let uploads = upload::validate_all(raw)?;
     let d = &raw.discovery;
     let discovery = DiscoverySettings {
         interval: Duration::from_secs(positive("discovery.interval_secs", d.interval_secs)?),
@@ -249,13 +192,13 @@ pub fn validate(raw: &RawConfig, source: Option<&Path>) -> Result<Settings, Conf
     Ok(Settings {
         agent,
         targets,
-        upload,
+        uploads,
         discovery,
         source: source.map(Path::to_path_buf),
     })
 }
 
-fn positive(key: &str, value: i64) -> Result<u64, ConfigError> {
+pub(crate) fn positive(key: &str, value: i64) -> Result<u64, ConfigError> {
     if value <= 0 {
         Err(ConfigError::invalid(
             key,
@@ -266,7 +209,7 @@ fn positive(key: &str, value: i64) -> Result<u64, ConfigError> {
     }
 }
 
-fn non_negative(key: &str, value: i64) -> Result<u64, ConfigError> {
+pub(crate) fn non_negative(key: &str, value: i64) -> Result<u64, ConfigError> {
     if value < 0 {
         Err(ConfigError::invalid(
             key,
@@ -443,119 +386,7 @@ fn validate_target(i: usize, t: &RawTarget) -> Result<TargetSettings, ConfigErro
     })
 }
 
-fn validate_upload(u: &RawUpload) -> Result<UploadSettings, ConfigError> {
-    if u.url.trim().is_empty() {
-        return Err(ConfigError::invalid(
-            "upload.url",
-            "is required, e.g. \"http://127.0.0.1:8428/write\" for VictoriaMetrics",
-        ));
-    }
-    let parsed: Result<awc::http::Uri, _> = u.url.parse();
-    match parsed {
-        Ok(uri)
-            if matches!(uri.scheme_str(), Some("http") | Some("https")) && uri.host().is_some() => {
-        }
-        _ => {
-            return Err(ConfigError::invalid(
-                "upload.url",
-                format!(
-                    "\"{}\" is not an http:// or https:// URL with a host",
-                    redact_uri(&u.url)
-                ),
-            ))
-        }
-    }
-    let format = match u.format.as_str() {
-        "influx" => UploadFormat::Influx,
-        "json" => UploadFormat::Json,
-        other => {
-            return Err(ConfigError::invalid(
-                "upload.format",
-                format!("\"{other}\" is not a format; use \"influx\" or \"json\""),
-            ))
-        }
-    };
-    if u.api_key.is_some() && u.api_key_file.is_some() {
-        return Err(ConfigError::invalid(
-            "upload.api_key",
-            "set only one of api_key and api_key_file",
-        ));
-    }
-    let api_key = match (&u.api_key, &u.api_key_file) {
-        (Some(k), _) => Some(k.clone()),
-        (None, Some(f)) => Some(read_secret_file("upload.api_key_file", f)?),
-        (None, None) => None,
-    };
-    if api_key.is_some() && awc::http::header::HeaderName::try_from(&u.api_key_header).is_err() {
-        return Err(ConfigError::invalid(
-            "upload.api_key_header",
-            format!("\"{}\" is not a valid HTTP header name", u.api_key_header),
-        ));
-    }
-    let max_batch_bytes = positive("upload.max_batch_bytes", u.max_batch_bytes)? as usize;
-    let max_queue_bytes = positive("upload.max_queue_bytes", u.max_queue_bytes)? as usize;
-    if max_queue_bytes < max_batch_bytes {
-        return Err(ConfigError::invalid(
-            "upload.max_queue_bytes",
-            format!("must be at least upload.max_batch_bytes ({max_batch_bytes}), found {max_queue_bytes}"),
-        ));
-    }
-    let initial = Duration::from_millis(positive("upload.retry_initial_ms", u.retry_initial_ms)?);
-    let max = Duration::from_millis(positive("upload.retry_max_ms", u.retry_max_ms)?);
-    if max < initial {
-        return Err(ConfigError::invalid(
-            "upload.retry_max_ms",
-            format!(
-                "must be at least upload.retry_initial_ms ({}), found {}",
-                u.retry_initial_ms, u.retry_max_ms
-            ),
-        ));
-    }
-    if !(u.retry_multiplier.is_finite() && u.retry_multiplier >= 1.0) {
-        return Err(ConfigError::invalid(
-            "upload.retry_multiplier",
-            format!(
-                "must be a number of at least 1.0 (found {})",
-                u.retry_multiplier
-            ),
-        ));
-    }
-    if u.max_retries < 0 {
-        return Err(ConfigError::invalid(
-            "upload.max_retries",
-            format!(
-                "must be 0 (retry for ever) or more (found {})",
-                u.max_retries
-            ),
-        ));
-    }
-    Ok(UploadSettings {
-        url: u.url.clone(),
-        format,
-        api_key,
-        api_key_header: u.api_key_header.clone(),
-        timeout: Duration::from_secs(positive("upload.timeout_secs", u.timeout_secs)?),
-        gzip: u.gzip,
-        max_batch_bytes,
-        max_batch_age: Duration::from_millis(positive(
-            "upload.max_batch_age_ms",
-            u.max_batch_age_ms,
-        )?),
-        max_queue_bytes,
-        retry: RetrySettings {
-            initial,
-            max,
-            multiplier: u.retry_multiplier,
-            max_retries: if u.max_retries == 0 {
-                None
-            } else {
-                Some(u.max_retries.min(u32::MAX as i64) as u32)
-            },
-        },
-    })
-}
-
-fn read_secret_file(key: &str, path: &str) -> Result<String, ConfigError> {
+pub(crate) fn read_secret_file(key: &str, path: &str) -> Result<String, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::invalid(
             key,
@@ -617,10 +448,9 @@ pub fn redacted(raw: &RawConfig) -> RawConfig {
             t.password = Some("<redacted>".into());
         }
     }
-    if out.upload.api_key.is_some() {
-        out.upload.api_key = Some("<redacted>".into());
+    for u in &mut out.upload.entries {
+        upload::redact(u);
     }
-    out.upload.url = redact_uri(&out.upload.url);
     out
 }
 
@@ -654,8 +484,8 @@ mod tests {
         assert_eq!(s.agent.interval, Duration::from_secs(10));
         assert_eq!(s.targets[0].hosts, vec!["127.0.0.1:27017".to_string()]);
         assert_eq!(s.targets[0].name, "127.0.0.1:27017");
-        assert_eq!(s.upload.format, UploadFormat::Influx);
-        assert_eq!(s.upload.retry.max_retries, None);
+        assert_eq!(s.uploads[0].format, UploadFormat::Influx);
+        assert_eq!(s.uploads[0].retry.max_retries, None);
     }
 
     #[test]

@@ -19,8 +19,11 @@ pub struct RawConfig {
     pub agent: RawAgent,
     /// The MongoDB deployments to watch, one seed URI each.
     pub targets: Vec<RawTarget>,
-    /// Where collected samples are sent.
-    pub upload: RawUpload,
+    /// Where collected samples are sent: one `[upload]` table, or several
+    /// `[[upload]]` entries, each with its own queue, spool and retries.
+    pub upload: RawUploads,
+    /// The durable spool of every upload target (under `agent.spool_dir`).
+    pub spool: RawSpool,
     /// How the deployment behind each seed is found and followed.
     pub discovery: RawDiscovery,
 }
@@ -86,6 +89,10 @@ pub struct RawAgent {
     pub dbstats_max_databases: i64,
     /// When a `dbStats` round took longer than this, the next one is skipped.
     pub dbstats_max_secs: i64,
+    /// Batches waiting for a receiver are kept here (one sub-directory per
+    /// upload target) so that restarts and crashes lose nothing. An empty
+    /// string keeps them in memory only.
+    pub spool_dir: String,
 }
 
 impl Default for RawAgent {
@@ -103,6 +110,7 @@ impl Default for RawAgent {
             dbstats_interval_secs: 300,
             dbstats_max_databases: 100,
             dbstats_max_secs: 30,
+            spool_dir: "/var/lib/mongomon/spool".into(),
         }
     }
 }
@@ -149,15 +157,22 @@ impl Default for RawTarget {
     }
 }
 
-/// `[upload]`: the receiver and how batches are cut and retried.
+/// `[upload]` / `[[upload]]`: a receiver and how batches are cut, sent and
+/// retried.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawUpload {
+    /// Names this target in logs, self-metrics (`upload` tag) and its spool
+    /// directory; defaults to the URL's `host_port`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The receiver's URL, e.g. `http://127.0.0.1:8428/write` for
     /// VictoriaMetrics' line-protocol endpoint.
     pub url: String,
-    /// `influx` (line protocol, numeric fields) or `json` (one whole document
-    /// per sample, one sample per line).
+    /// `influx` (line protocol, numeric fields), `json` (one whole document
+    /// per sample, one sample per line), `remote_write` (Prometheus
+    /// remote-write: protobuf, snappy) or `vm_import` (JSON lines for
+    /// VictoriaMetrics' `/api/v1/import`, numbers only).
     pub format: String,
     /// API key sent with every request in the header `api_key_header`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -165,6 +180,48 @@ pub struct RawUpload {
     /// A file whose first line is the API key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_file: Option<String>,
+    /// An environment variable holding the API key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// `Authorization: Bearer <token>`; or from a file or variable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token_env: Option<String>,
+    /// HTTP basic authentication with the receiver.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// PEM file of the CA(s) that sign the receiver's certificate, instead
+    /// of the system's roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<String>,
+    /// PEM client certificate chain and key, for receivers that ask for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<String>,
+    /// Accept any server certificate. Only for tests; warned at every start.
+    pub tls_insecure_skip_verify: bool,
+    /// Forward proxy (`http://[user:pass@]host:port`), reached with HTTP
+    /// CONNECT; `"none"` for a direct connection. Unset: `https_proxy` /
+    /// `http_proxy` (or upper-case) from the environment, by URL scheme.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    /// Hosts reached without the proxy (`host`, `.domain`, `*`); unset:
+    /// `no_proxy` / `NO_PROXY` from the environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_proxy: Option<Vec<String>>,
+    /// POSTs under way at once while catching up; 0 picks 4, or 1 for
+    /// `remote_write` (Prometheus refuses out-of-order samples).
+    pub max_in_flight: i64,
     /// The header carrying the API key; with `Authorization` the key is sent
     /// as it is (so it may hold `Bearer …`).
     pub api_key_header: String,
@@ -192,10 +249,26 @@ pub struct RawUpload {
 impl Default for RawUpload {
     fn default() -> Self {
         RawUpload {
+            name: None,
             url: String::new(),
             format: "influx".into(),
             api_key: None,
             api_key_file: None,
+            api_key_env: None,
+            bearer_token: None,
+            bearer_token_file: None,
+            bearer_token_env: None,
+            username: None,
+            password: None,
+            password_file: None,
+            password_env: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_insecure_skip_verify: false,
+            proxy: None,
+            no_proxy: None,
+            max_in_flight: 0,
             api_key_header: "X-Api-Key".into(),
             timeout_secs: 10,
             gzip: true,
@@ -207,5 +280,106 @@ impl Default for RawUpload {
             retry_multiplier: 2.0,
             max_retries: 0,
         }
+    }
+}
+
+/// `[spool]`: how batches are kept on disk until a receiver takes them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSpool {
+    /// Disk budget of each upload target's spool.
+    pub max_bytes: i64,
+    /// `always`: every batch is written before its first send, so even a
+    /// crash loses nothing; `overflow`: only what does not fit in
+    /// `upload.max_queue_bytes` (and what is left at shutdown).
+    pub mode: String,
+    /// `always` (after every batch), `interval` (every `fsync_interval_ms`)
+    /// or `never` (left to the OS): how much a power loss may cost.
+    pub fsync: String,
+    pub fsync_interval_ms: i64,
+    /// When the budget is reached: `drop_oldest` batches, or `refuse_new`
+    /// ones. Either way every lost sample is counted and logged.
+    pub on_full: String,
+    /// Size of one segment file; whole segments are freed once delivered.
+    pub segment_bytes: i64,
+    /// Batches a receiver refused for good go to `dead-letter.log` in the
+    /// target's spool directory; it is rotated once past this size.
+    pub dead_letter_max_bytes: i64,
+}
+
+impl Default for RawSpool {
+    fn default() -> Self {
+        RawSpool {
+            max_bytes: 256 << 20,
+            mode: "always".into(),
+            fsync: "interval".into(),
+            fsync_interval_ms: 1_000,
+            on_full: "drop_oldest".into(),
+            segment_bytes: 16 << 20,
+            dead_letter_max_bytes: 64 << 20,
+        }
+    }
+}
+
+/// One `[upload]` table or several `[[upload]]` entries. Printed back the
+/// way it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawUploads {
+    pub entries: Vec<RawUpload>,
+    /// Written as an array of tables.
+    pub many: bool,
+}
+
+impl Default for RawUploads {
+    fn default() -> Self {
+        RawUploads {
+            entries: vec![RawUpload::default()],
+            many: false,
+        }
+    }
+}
+
+impl Serialize for RawUploads {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match (self.many, self.entries.as_slice()) {
+            (false, [one]) => one.serialize(s),
+            (_, all) => all.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawUploads {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawUploads;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an [upload] table or [[upload]] entries")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawUploads, A::Error> {
+                let one =
+                    RawUpload::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawUploads {
+                    entries: vec![one],
+                    many: false,
+                })
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<RawUploads, A::Error> {
+                let entries = Vec::<RawUpload>::deserialize(
+                    serde::de::value::SeqAccessDeserializer::new(seq),
+                )?;
+                Ok(RawUploads {
+                    entries,
+                    many: true,
+                })
+            }
+        }
+        d.deserialize_any(V)
     }
 }

@@ -1,200 +1,48 @@
-//! InfluxDB line protocol.
-//!
-//! One line per measurement: `measurement,tags fields timestamp_ns`. Tags are
-//! `host`, `cluster`, `replset` (when the host is a member) and `role`. Each
-//! command maps to a measurement (`serverStatus` → `mongodb_serverstatus`);
-//! `replSetGetStatus` also yields one `mongodb_replset_member` line per
-//! member with its health, state and replication lag, which operators need
-//! as series of their own. Host status is `mongodb up=1i`. Reference:
+//! InfluxDB line protocol: one line per point,
+//! `measurement,tags fields timestamp_ns` (see [`super::points`] for what
+//! the points are). Reference:
 //! <https://docs.influxdata.com/influxdb/v1/write_protocols/line_protocol_reference/>
 
 use std::io::Write;
 
-use bson::{Bson, Document};
-
-use super::flatten::{flatten, number, Number};
-use crate::sample::{Body, Sample};
+use super::flatten::Number;
+use super::points::{self, Points};
+use crate::sample::Sample;
 
 /// Appends `sample` as one or more lines.
 pub fn encode(sample: &Sample, out: &mut Vec<u8>) {
-    let ts = sample.unix_nanos();
-    match &sample.body {
-        Body::Reply { command, doc } => match *command {
-            "replSetGetStatus" => {
-                reply_line(sample, "mongodb_replset", doc, ts, out);
-                replset_members(sample, doc, ts, out);
-            }
-            "buildInfo" => buildinfo_line(sample, doc, ts, out),
-            "dbStats" => {
-                let mut line = Line::start(out, "mongodb_dbstats");
-                line.labels(sample);
-                if let Ok(db) = doc.get_str("db") {
-                    line.tag("db", db);
-                }
-                flatten(doc, "", &mut |name, value| line.field(name, value));
-                line.finish(ts);
-            }
-            other => {
-                let mut m = String::from("mongodb_");
-                m.push_str(&other.to_ascii_lowercase());
-                reply_line(sample, &m, doc, ts, out);
-            }
+    points::encode(
+        sample,
+        &mut Lines {
+            out,
+            start: 0,
+            fields: 0,
+            ts: 0,
         },
-        Body::Status { up, failure } => {
-            let mut line = Line::start(out, "mongodb");
-            line.labels(sample);
-            if let Some(f) = failure {
-                line.tag("error_kind", f.kind);
-                line.tag("failed_command", f.command);
-            }
-            line.field("up", Number::Int(*up as i64));
-            line.field(
-                "collect_seconds",
-                Number::Float(sample.duration.as_secs_f64()),
-            );
-            line.finish(ts);
-        }
-        Body::Derived { name, tags, fields } => {
-            let mut line = Line::start(out, "mongodb_");
-            line.append_measurement(name);
-            line.labels(sample);
-            for (k, v) in tags {
-                line.tag(k, v);
-            }
-            for (k, v) in fields {
-                line.field(k, *v);
-            }
-            line.finish(ts);
-        }
-        Body::Agent { metrics } => {
-            let mut line = Line::start(out, "mongomon");
-            line.tag("agent", &sample.labels.host);
-            for (name, value) in metrics {
-                line.field(name, Number::Int(*value as i64));
-            }
-            line.finish(ts);
-        }
-    }
+    );
 }
 
-fn reply_line(sample: &Sample, measurement: &str, doc: &Document, ts: i128, out: &mut Vec<u8>) {
-    let mut line = Line::start(out, measurement);
-    line.labels(sample);
-    flatten(doc, "", &mut |name, value| line.field(name, value));
-    line.finish(ts);
-}
-
-fn buildinfo_line(sample: &Sample, doc: &Document, ts: i128, out: &mut Vec<u8>) {
-    let mut line = Line::start(out, "mongodb_buildinfo");
-    line.labels(sample);
-    if let Ok(v) = doc.get_str("version") {
-        line.tag("version", v);
-    }
-    if let Ok(parts) = doc.get_array("versionArray") {
-        for (name, part) in ["version_major", "version_minor", "version_patch"]
-            .iter()
-            .zip(parts)
-        {
-            if let Some(n) = number(part) {
-                line.field(name, n);
-            }
-        }
-    }
-    flatten(doc, "", &mut |name, value| line.field(name, value));
-    line.finish(ts);
-}
-
-/// One line per member of a `replSetGetStatus` reply. Lag is the primary's
-/// optime date minus the member's, in seconds, as the primary is the
-/// reference every member replicates from (directly or not).
-fn replset_members(sample: &Sample, doc: &Document, ts: i128, out: &mut Vec<u8>) {
-    let Ok(members) = doc.get_array("members") else {
-        return;
-    };
-    let optime_ms = |m: &Document| match m.get("optimeDate") {
-        Some(Bson::DateTime(d)) => Some(d.timestamp_millis()),
-        _ => None,
-    };
-    let primary_optime = members
-        .iter()
-        .filter_map(Bson::as_document)
-        .find(|m| {
-            m.get_i32("state").ok() == Some(1) || m.get_str("stateStr").ok() == Some("PRIMARY")
-        })
-        .and_then(optime_ms);
-    for member in members.iter().filter_map(Bson::as_document) {
-        let mut line = Line::start(out, "mongodb_replset_member");
-        line.labels(sample);
-        if let Ok(name) = member.get_str("name") {
-            line.tag("member", name);
-        }
-        if let Ok(state) = member.get_str("stateStr") {
-            line.tag("member_state", state);
-        }
-        for key in ["health", "state", "uptime", "pingMs", "configVersion"] {
-            if let Some(n) = member.get(key).and_then(number) {
-                line.field(key, n);
-            }
-        }
-        if let Some(Bson::Boolean(s)) = member.get("self") {
-            line.field("self", Number::Int(*s as i64));
-        }
-        if let Some(ms) = optime_ms(member) {
-            line.field("optime_seconds", Number::Float(ms as f64 / 1000.0));
-            let is_arbiter = member.get_str("stateStr").ok() == Some("ARBITER");
-            if let (Some(p), false) = (primary_optime, is_arbiter) {
-                line.field(
-                    "lag_seconds",
-                    Number::Float((p - ms).max(0) as f64 / 1000.0),
-                );
-            }
-        }
-        line.finish(ts);
-    }
-}
-
-/// Builds one line; writes nothing when no field was added, because a line
-/// without fields is a syntax error for every receiver.
-struct Line<'a> {
+/// Writes points as lines; a point without fields is taken back, because
+/// a line without fields is a syntax error for every receiver.
+struct Lines<'a> {
     out: &'a mut Vec<u8>,
     start: usize,
     fields: usize,
+    ts: i128,
 }
 
-impl<'a> Line<'a> {
-    fn start(out: &'a mut Vec<u8>, measurement: &str) -> Self {
-        let start = out.len();
-        escape(out, measurement, b", ");
-        Line {
-            out,
-            start,
-            fields: 0,
-        }
+impl Points for Lines<'_> {
+    fn begin(&mut self, ts: i128, measurement: &str) {
+        self.start = self.out.len();
+        self.fields = 0;
+        self.ts = ts;
+        escape(self.out, measurement, b", ");
     }
 
-    fn labels(&mut self, sample: &Sample) {
-        let l = &sample.labels;
-        self.tag("host", &l.host);
-        self.tag("cluster", &l.cluster);
-        if let Some(rs) = &l.replset {
-            self.tag("replset", rs);
-        }
-        if let Some(shard) = &l.shard {
-            self.tag("shard", shard);
-        }
-        self.tag("role", l.role.as_str());
-        if let Some(v) = &l.version {
-            self.tag("version", v);
-        }
-    }
-
-    /// Extends the measurement name (before any tag is written).
     fn append_measurement(&mut self, more: &str) {
         escape(self.out, more, b", ");
     }
 
-    /// Tags must all come before the first field; an empty value is not
-    /// allowed in line protocol, so it is left out.
     fn tag(&mut self, key: &str, value: &str) {
         debug_assert_eq!(self.fields, 0);
         if value.is_empty() {
@@ -218,12 +66,12 @@ impl<'a> Line<'a> {
         };
     }
 
-    fn finish(self, ts: i128) {
+    fn end(&mut self) {
         if self.fields == 0 {
             self.out.truncate(self.start);
             return;
         }
-        let _ = writeln!(self.out, " {ts}");
+        let _ = writeln!(self.out, " {}", self.ts);
     }
 }
 
@@ -242,7 +90,7 @@ fn escape(out: &mut Vec<u8>, s: &str, special: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::{Failure, Labels, Role};
+    use crate::sample::{Body, Failure, Labels, Role};
     use bson::doc;
     use std::sync::Arc;
     use std::time::{Duration, UNIX_EPOCH};

@@ -80,11 +80,14 @@ pub fn to_value(sample: &Sample) -> Value {
                 .collect();
             obj.insert("fields".into(), Value::Object(m));
         }
-        Body::Agent { metrics } => {
+        Body::Agent { metrics, upload } => {
             obj.remove("cluster");
             obj.remove("role");
             obj.remove("host");
             obj.insert("agent".into(), json!(l.host));
+            if let Some(u) = upload {
+                obj.insert("upload".into(), json!(u));
+            }
             let m: Map<String, Value> = metrics
                 .iter()
                 .map(|(k, v)| (k.to_string(), json!(v)))

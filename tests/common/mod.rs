@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod receiver;
+pub mod servers;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -290,7 +291,12 @@ impl Agent {
         let path = dir.path().join("mongomon.toml");
         std::fs::write(&path, config).expect("write config");
         let log = std::fs::File::create(dir.path().join("agent.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_mongomon"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mongomon"));
+        // Each agent gets its own spool, unless the test chose one.
+        if !config.contains("spool_dir") {
+            cmd.env("MONGOMON_AGENT__SPOOL_DIR", dir.path().join("spool"));
+        }
+        let child = cmd
             .args(["run", "-v", "--config"])
             .arg(&path)
             .env_remove("MONGOMON_CONFIG")

@@ -34,6 +34,9 @@ impl Request {
 }
 
 /// The answer for the n-th request (0-based): status and extra headers.
+/// Two pseudo-headers change how it is answered: `x-test-delay-ms: N`
+/// waits N ms before answering (a slow receiver), and status 0 closes the
+/// connection without any answer (a reset mid-request).
 pub type Script = dyn Fn(usize, &Request) -> (u16, Vec<(String, String)>) + Send + Sync;
 
 pub struct Receiver {
@@ -142,10 +145,18 @@ fn serve(
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        if headers.get("content-encoding").map(String::as_str) == Some("gzip") {
-            let mut out = Vec::new();
-            let _ = flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out);
-            body = out;
+        match headers.get("content-encoding").map(String::as_str) {
+            Some("gzip") => {
+                let mut out = Vec::new();
+                let _ = flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out);
+                body = out;
+            }
+            Some("snappy") => {
+                body = snap::raw::Decoder::new()
+                    .decompress_vec(&body)
+                    .unwrap_or_default();
+            }
+            _ => {}
         }
         let mut req = Request {
             at: Instant::now(),
@@ -160,8 +171,16 @@ fn serve(
         };
         req.status = status;
         reqs.lock().unwrap().push(req);
+        if status == 0 {
+            let _ = writer.shutdown(std::net::Shutdown::Both);
+            return;
+        }
         let mut resp = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n");
         for (k, v) in extra {
+            if k == "x-test-delay-ms" {
+                std::thread::sleep(Duration::from_millis(v.parse().unwrap_or(0)));
+                continue;
+            }
             resp.push_str(&format!("{k}: {v}\r\n"));
         }
         resp.push_str("\r\n");

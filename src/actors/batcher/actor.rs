@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -10,130 +10,179 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use slog::{error, warn, Logger};
 
-use super::{new_batch_id, ApplySettings, Flush, StopBatching};
+use super::{new_batch_id, ApplySettings, Flush, Lane, StopBatching};
 use crate::actors::host_monitor::SamplesCollected;
 use crate::actors::supervisor::ChildStopped;
-use crate::actors::uploader::queue::{Batch, SharedQueue};
+use crate::actors::uploader::queue::{Batch, Class, Encoding};
 use crate::actors::uploader::BatchQueued;
-use crate::actors::{ChildId, Route};
-use crate::config::{AgentSettings, UploadSettings};
+use crate::actors::ChildId;
+use crate::config::{AgentSettings, UploadFormat};
 use crate::format;
 use crate::sample::{Body, Labels, Role, Sample};
-use crate::stats::{AgentStats, Stats};
+use crate::stats::Stats;
+
+/// A batch being filled.
+#[derive(Default)]
+struct Open {
+    buf: Vec<u8>,
+    samples: u64,
+    /// When it got its first sample.
+    opened: Option<Instant>,
+}
+
+/// One target's open batches, health and bulk.
+struct LaneState {
+    lane: Lane,
+    open: [Open; 2],
+}
 
 /// Encodes samples into batches.
 pub struct Batcher {
-    upload: UploadSettings,
+    lanes: Vec<LaneState>,
     agent: AgentSettings,
-    queue: SharedQueue,
-    uploader: Route<BatchQueued>,
     supervisor: Recipient<ChildStopped>,
     generation: u64,
     stats: Stats,
     log: Logger,
-    buf: Vec<u8>,
-    samples: u64,
-    /// When the open batch got its first sample.
-    opened: Option<Instant>,
     age_timer: Option<SpawnHandle>,
     self_metrics_timer: Option<SpawnHandle>,
     stop_requested: bool,
 }
 
+fn slot(class: Class) -> usize {
+    match class {
+        Class::Health => 0,
+        Class::Bulk => 1,
+    }
+}
+
 impl Batcher {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        upload: UploadSettings,
+        lanes: Vec<Lane>,
         agent: AgentSettings,
-        queue: SharedQueue,
-        uploader: Route<BatchQueued>,
         supervisor: Recipient<ChildStopped>,
         generation: u64,
         stats: Stats,
         log: &Logger,
     ) -> Self {
         Batcher {
-            upload,
+            lanes: lanes
+                .into_iter()
+                .map(|lane| LaneState {
+                    lane,
+                    open: Default::default(),
+                })
+                .collect(),
             agent,
-            queue,
-            uploader,
             supervisor,
             generation,
             stats,
             log: log.new(slog::o!("actor" => "batcher")),
-            buf: Vec::new(),
-            samples: 0,
-            opened: None,
             age_timer: None,
             self_metrics_timer: None,
             stop_requested: false,
         }
     }
 
-    fn add(&mut self, sample: &Sample, ctx: &mut Context<Self>) {
-        format::encode(self.upload.format, sample, &mut self.buf);
-        self.samples += 1;
-        if self.opened.is_none() {
-            self.opened = Some(Instant::now());
-            let age = self.upload.max_batch_age;
-            self.age_timer = Some(ctx.run_later(age, |act, _| {
-                act.age_timer = None;
-                act.cut();
-            }));
-        }
-        if self.buf.len() >= self.upload.max_batch_bytes {
-            if let Some(h) = self.age_timer.take() {
-                ctx.cancel_future(h);
+    fn add(&mut self, sample: &Sample) {
+        let class = if sample.is_health() {
+            Class::Health
+        } else {
+            Class::Bulk
+        };
+        for i in 0..self.lanes.len() {
+            let l = &mut self.lanes[i];
+            let open = &mut l.open[slot(class)];
+            format::encode(l.lane.settings.format, sample, &mut open.buf);
+            open.samples += 1;
+            if open.opened.is_none() {
+                open.opened = Some(Instant::now());
             }
-            self.cut();
+            if open.buf.len() >= l.lane.settings.max_batch_bytes {
+                self.cut(i, class);
+            }
         }
     }
 
-    /// Closes the open batch and queues it.
-    fn cut(&mut self) {
-        self.opened = None;
-        if self.samples == 0 {
-            return;
-        }
-        let raw = std::mem::take(&mut self.buf);
-        let samples = std::mem::replace(&mut self.samples, 0);
-        let (body, gzipped) = if self.upload.gzip {
-            match gzip(&raw) {
-                Ok(z) => (z, true),
-                Err(e) => {
-                    warn!(self.log, "Cannot gzip a batch; sending it uncompressed."; "error" => e.to_string());
-                    (raw, false)
+    /// Cuts every open batch whose first sample is old enough.
+    fn cut_aged(&mut self) {
+        for i in 0..self.lanes.len() {
+            let age = self.lanes[i].lane.settings.max_batch_age;
+            for class in [Class::Health, Class::Bulk] {
+                let due = self.lanes[i].open[slot(class)]
+                    .opened
+                    .is_some_and(|t| t.elapsed() >= age);
+                if due {
+                    self.cut(i, class);
                 }
             }
-        } else {
-            (raw, false)
+        }
+    }
+
+    fn cut_all(&mut self) {
+        for i in 0..self.lanes.len() {
+            self.cut(i, Class::Health);
+            self.cut(i, Class::Bulk);
+        }
+    }
+
+    /// Closes one open batch and queues it.
+    fn cut(&mut self, lane: usize, class: Class) {
+        let l = &mut self.lanes[lane];
+        let open = std::mem::take(&mut l.open[slot(class)]);
+        if open.samples == 0 {
+            return;
+        }
+        let settings = &l.lane.settings;
+        let (body, encoding) = match settings.format {
+            // The protocol requires snappy; it is not optional.
+            UploadFormat::RemoteWrite => match format::remote_write::compress(&open.buf) {
+                Ok(z) => (z, Encoding::Snappy),
+                Err(e) => {
+                    error!(self.log, "Cannot snappy-compress a remote-write batch; dropped."; "upload" => &settings.name, "error" => e.to_string(), "samples" => open.samples);
+                    return;
+                }
+            },
+            _ if settings.gzip => match gzip(&open.buf) {
+                Ok(z) => (z, Encoding::Gzip),
+                Err(e) => {
+                    warn!(self.log, "Cannot gzip a batch; sending it uncompressed."; "error" => e.to_string());
+                    (open.buf, Encoding::Identity)
+                }
+            },
+            _ => (open.buf, Encoding::Identity),
         };
         let batch = Batch {
             id: new_batch_id(),
             body: Bytes::from(body),
-            gzipped,
-            samples,
+            class,
+            encoding,
+            samples: open.samples,
             created: SystemTime::now(),
         };
-        let dropped = self.queue.lock().push(batch);
-        if dropped.batches > 0 {
-            AgentStats::add(&self.stats.batches_dropped, dropped.batches);
-            AgentStats::add(&self.stats.samples_dropped, dropped.samples);
-            warn!(self.log, "Queue over upload.max_queue_bytes; dropped the oldest batches.";
-                "batches" => dropped.batches, "samples" => dropped.samples);
-        }
-        if !self.uploader.send(BatchQueued) {
-            error!(
-                self.log,
-                "No uploader running; the batch waits in the queue."
-            );
+        l.lane.queue.lock().push(batch);
+        if !l.lane.uploader.send(BatchQueued) {
+            error!(self.log, "No uploader running for this target; the batch waits in its queue."; "upload" => &settings.name);
         }
     }
 
-    fn start_self_metrics(&mut self, ctx: &mut Context<Self>) {
+    fn start_timers(&mut self, ctx: &mut Context<Self>) {
         if let Some(h) = self.self_metrics_timer.take() {
             ctx.cancel_future(h);
         }
+        if let Some(h) = self.age_timer.take() {
+            ctx.cancel_future(h);
+        }
+        // Ages are checked a few times per shortest batch age: a batch is
+        // cut at most a quarter of its age late, at a negligible cost.
+        let shortest = self
+            .lanes
+            .iter()
+            .map(|l| l.lane.settings.max_batch_age)
+            .min()
+            .unwrap_or(Duration::from_secs(1));
+        let tick = (shortest / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
+        self.age_timer = Some(ctx.run_interval(tick, |act, _| act.cut_aged()));
         let labels = Arc::new(Labels {
             host: self.agent.name.clone(),
             cluster: String::new(),
@@ -142,16 +191,31 @@ impl Batcher {
             role: Role::Unknown,
             version: None,
         });
-        self.self_metrics_timer = Some(ctx.run_interval(self.agent.interval, move |act, ctx| {
-            let sample = Sample {
+        self.self_metrics_timer = Some(ctx.run_interval(self.agent.interval, move |act, _| {
+            let now = SystemTime::now();
+            let mut samples = vec![Sample {
                 labels: labels.clone(),
-                time: SystemTime::now(),
+                time: now,
                 duration: Default::default(),
                 body: Body::Agent {
                     metrics: act.stats.snapshot(),
+                    upload: None,
                 },
-            };
-            act.add(&sample, ctx);
+            }];
+            for (name, metrics) in act.stats.upload_snapshots() {
+                samples.push(Sample {
+                    labels: labels.clone(),
+                    time: now,
+                    duration: Default::default(),
+                    body: Body::Agent {
+                        metrics,
+                        upload: Some(name),
+                    },
+                });
+            }
+            for s in &samples {
+                act.add(s);
+            }
         }));
     }
 }
@@ -168,12 +232,12 @@ impl Actor for Batcher {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.start_self_metrics(ctx);
+        self.start_timers(ctx);
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        // Whatever is open goes to the queue, which outlives this actor.
-        self.cut();
+        // Whatever is open goes to the queues, which outlive this actor.
+        self.cut_all();
         if !self.stop_requested {
             self.supervisor.do_send(ChildStopped {
                 child: ChildId::Batcher,
@@ -186,9 +250,9 @@ impl Actor for Batcher {
 impl Handler<SamplesCollected> for Batcher {
     type Result = ();
 
-    fn handle(&mut self, msg: SamplesCollected, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: SamplesCollected, _: &mut Self::Context) {
         for sample in &msg.0 {
-            self.add(sample, ctx);
+            self.add(sample);
         }
     }
 }
@@ -196,11 +260,8 @@ impl Handler<SamplesCollected> for Batcher {
 impl Handler<Flush> for Batcher {
     type Result = ();
 
-    fn handle(&mut self, _: Flush, ctx: &mut Self::Context) {
-        if let Some(h) = self.age_timer.take() {
-            ctx.cancel_future(h);
-        }
-        self.cut();
+    fn handle(&mut self, _: Flush, _: &mut Self::Context) {
+        self.cut_all();
     }
 }
 
@@ -208,17 +269,19 @@ impl Handler<ApplySettings> for Batcher {
     type Result = ();
 
     fn handle(&mut self, msg: ApplySettings, ctx: &mut Self::Context) {
-        // The open batch was encoded in the old format: close it first.
-        if msg.upload.format != self.upload.format {
-            self.cut();
-        }
-        let interval_changed =
-            msg.agent.interval != self.agent.interval || msg.agent.name != self.agent.name;
-        self.upload = msg.upload;
+        // Open batches were encoded for the old targets and formats: close
+        // them into their (old) queues first, then switch.
+        self.cut_all();
+        self.lanes = msg
+            .lanes
+            .into_iter()
+            .map(|lane| LaneState {
+                lane,
+                open: Default::default(),
+            })
+            .collect();
         self.agent = msg.agent;
-        if interval_changed {
-            self.start_self_metrics(ctx);
-        }
+        self.start_timers(ctx);
     }
 }
 

@@ -1,18 +1,36 @@
-//! `Batcher`: encodes samples and cuts them into batches for the uploader.
+//! `Batcher`: encodes samples and cuts them into batches for the uploaders.
 //!
 //! Samples are encoded as they arrive (so memory holds bytes, not reply
-//! documents); a batch is cut when it reaches `upload.max_batch_bytes` or
-//! when its first sample is `upload.max_batch_age_ms` old, then gzipped and
-//! put on the shared queue. It also emits the agent's self-metrics every
-//! interval, so they travel in the same stream as everything else.
+//! documents), once per upload target in that target's format, into one
+//! open batch per class (health or bulk). A batch is cut when it reaches
+//! `upload.max_batch_bytes` or when its first sample is
+//! `upload.max_batch_age_ms` old, then compressed (gzip, or snappy for
+//! remote-write) and put on the target's queue. It also emits the agent's
+//! self-metrics every interval, so they travel in the same stream as
+//! everything else.
 
 mod actor;
 
+use std::sync::Arc;
+
 use actix::Message;
 
+use crate::actors::uploader::queue::SharedQueue;
+use crate::actors::uploader::BatchQueued;
+use crate::actors::Route;
 use crate::config::{AgentSettings, UploadSettings};
+use crate::stats::UploadStats;
 
 pub use actor::Batcher;
+
+/// Where one upload target's batches go.
+#[derive(Clone)]
+pub struct Lane {
+    pub settings: UploadSettings,
+    pub queue: SharedQueue,
+    pub uploader: Route<BatchQueued>,
+    pub stats: Arc<UploadStats>,
+}
 
 /// Cut the open batch now and put it on the queue (on shutdown).
 #[derive(Message)]
@@ -23,7 +41,7 @@ pub struct Flush;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ApplySettings {
-    pub upload: UploadSettings,
+    pub lanes: Vec<Lane>,
     pub agent: AgentSettings,
 }
 

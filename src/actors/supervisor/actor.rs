@@ -9,6 +9,7 @@ use slog::{error, info, warn, Logger};
 
 use super::restart::{Decision, RestartTracker};
 use super::{ChildStatus, ChildStopped, ListChildren, ListHosts, Reload, Shutdown};
+use crate::actors::batcher::Lane;
 use crate::actors::batcher::{self, Batcher, Flush, StopBatching};
 use crate::actors::discovery::{
     ApplyTargets, Discovery, HostSetChanged, StopDiscovery, TopologyObserved,
@@ -16,13 +17,42 @@ use crate::actors::discovery::{
 use crate::actors::host_monitor::{
     self, DescribeHost, HostMonitor, HostSpec, MonitorLinks, SamplesCollected, StopMonitoring,
 };
-use crate::actors::uploader::queue::SharedQueue;
-use crate::actors::uploader::{self, BatchQueued, BeginDrain, IsIdle, StopUploading, Uploader};
+use crate::actors::uploader::queue::{BatchQueue, SharedQueue};
+use crate::actors::uploader::spool::{Spool, SpoolError};
+use crate::actors::uploader::{self, BeginDrain, IsIdle, StopUploading, Uploader};
 use crate::actors::{ChildId, Route};
-use crate::config::{self, Settings};
+use crate::config::{self, Settings, UploadSettings};
 use crate::logging::LogHandle;
 use crate::sample::Labels;
-use crate::stats::{AgentStats, Stats};
+use crate::stats::{upload_stats, AgentStats, Stats};
+
+/// Opens one upload target's queue: its spool directory (replaying what an
+/// earlier run left) or memory only.
+pub fn open_lane(
+    settings: &UploadSettings,
+    stats: &AgentStats,
+    log: &Logger,
+) -> Result<Lane, SpoolError> {
+    let ustats = upload_stats(stats, &settings.name);
+    let log = log.new(slog::o!("upload" => settings.name.clone()));
+    let spool = match &settings.spool {
+        Some(s) => {
+            let (spool, replay) = Spool::open(s.clone())?;
+            Some((spool, replay, settings.spool_mode))
+        }
+        None => {
+            warn!(log, "No spool (agent.spool_dir = \"\"): waiting batches are kept in memory only and lost if the agent stops.");
+            None
+        }
+    };
+    let queue = BatchQueue::new(settings.max_queue_bytes, spool, ustats.clone(), log);
+    Ok(Lane {
+        settings: settings.clone(),
+        queue: SharedQueue::new(queue),
+        uploader: Route::default(),
+        stats: ustats,
+    })
+}
 
 /// Where a reload reads the configuration from: the file and the CLI layer
 /// that was merged over it at start.
@@ -39,13 +69,13 @@ pub struct Supervisor {
     log: Logger,
     log_handle: Option<LogHandle>,
     stats: Stats,
-    queue: SharedQueue,
+    /// One per upload target, in configuration order.
+    lanes: Vec<Lane>,
     to_batcher: Route<SamplesCollected>,
-    to_uploader: Route<BatchQueued>,
     to_discovery: Route<TopologyObserved>,
     discovery: Option<Addr<Discovery>>,
     batcher: Option<Addr<Batcher>>,
-    uploader: Option<Addr<Uploader>>,
+    uploaders: HashMap<String, Addr<Uploader>>,
     /// Hosts Discovery wants monitored.
     wanted: HashMap<String, HostSpec>,
     /// Monitors running now.
@@ -57,34 +87,39 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
+    /// Opens every upload target's spool; fails when one cannot be used
+    /// (the message names the directory and why).
     pub fn new(
         settings: Settings,
         reload_source: Option<ReloadSource>,
         log: Logger,
         log_handle: Option<LogHandle>,
         stats: Stats,
-    ) -> Self {
-        let queue = SharedQueue::new(settings.upload.max_queue_bytes);
-        Supervisor {
+    ) -> Result<Self, SpoolError> {
+        let lanes = settings
+            .uploads
+            .iter()
+            .map(|u| open_lane(u, &stats, &log))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Supervisor {
             settings,
             reload_source,
             log,
             log_handle,
             stats,
-            queue,
+            lanes,
             to_batcher: Route::default(),
-            to_uploader: Route::default(),
             to_discovery: Route::default(),
             discovery: None,
             batcher: None,
-            uploader: None,
+            uploaders: HashMap::new(),
             wanted: HashMap::new(),
             monitors: HashMap::new(),
             generations: HashMap::new(),
             trackers: HashMap::new(),
             failed: HashSet::new(),
             shutting_down: false,
-        }
+        })
     }
 
     fn next_generation(&mut self, id: &ChildId) -> u64 {
@@ -101,25 +136,26 @@ impl Supervisor {
         let generation = self.next_generation(&id);
         let me = ctx.address().recipient::<ChildStopped>();
         match &id {
-            ChildId::Uploader => {
+            ChildId::Uploader(name) => {
+                let Some(lane) = self.lanes.iter().find(|l| &l.settings.name == name) else {
+                    return;
+                };
                 let addr = Uploader::new(
-                    self.settings.upload.clone(),
-                    self.queue.clone(),
-                    self.stats.clone(),
+                    lane.settings.clone(),
+                    lane.queue.clone(),
+                    lane.stats.clone(),
                     me,
                     generation,
                     &self.log,
                 )
                 .start();
-                self.to_uploader.set(addr.clone().recipient());
-                self.uploader = Some(addr);
+                lane.uploader.set(addr.clone().recipient());
+                self.uploaders.insert(name.clone(), addr);
             }
             ChildId::Batcher => {
                 let addr = Batcher::new(
-                    self.settings.upload.clone(),
+                    self.lanes.clone(),
                     self.settings.agent.clone(),
-                    self.queue.clone(),
-                    self.to_uploader.clone(),
                     me,
                     generation,
                     self.stats.clone(),
@@ -170,7 +206,7 @@ impl Supervisor {
 
     fn is_running(&self, id: &ChildId) -> bool {
         match id {
-            ChildId::Uploader => self.uploader.as_ref().is_some_and(|a| a.connected()),
+            ChildId::Uploader(n) => self.uploaders.get(n).is_some_and(|a| a.connected()),
             ChildId::Batcher => self.batcher.as_ref().is_some_and(|a| a.connected()),
             ChildId::Discovery => self.discovery.as_ref().is_some_and(|a| a.connected()),
             ChildId::Host(h) => self.monitors.get(h).is_some_and(|a| a.connected()),
@@ -187,7 +223,55 @@ impl Supervisor {
         AgentStats::set(&self.stats.hosts_monitored, self.monitors.len() as u64);
     }
 
-    fn apply(&mut self, new: Settings) {
+    /// Upload targets after a reload: kept ones (by name) get their new
+    /// settings and keep their queue; removed ones persist what waits to
+    /// their spool and stop; new ones open their spool and start.
+    fn apply_uploads(&mut self, ctx: &mut Context<Self>) {
+        let mut lanes = Vec::with_capacity(self.settings.uploads.len());
+        let mut old: Vec<Lane> = std::mem::take(&mut self.lanes);
+        for u in self.settings.uploads.clone() {
+            if let Some(pos) = old.iter().position(|l| l.settings.name == u.name) {
+                let mut lane = old.remove(pos);
+                if lane.settings.spool.as_ref().map(|s| &s.dir) != u.spool.as_ref().map(|s| &s.dir)
+                {
+                    warn!(self.log, "A new spool directory takes effect at the next start; the running one stays in use."; "upload" => &u.name);
+                }
+                if lane.settings != u {
+                    if let Some(a) = self.uploaders.get(&u.name) {
+                        a.do_send(uploader::ApplySettings(u.clone()));
+                    }
+                }
+                lane.settings = u;
+                lanes.push(lane);
+            } else {
+                match open_lane(&u, &self.stats, &self.log) {
+                    Ok(lane) => {
+                        info!(self.log, "Upload target added."; "upload" => &u.name);
+                        lanes.push(lane);
+                        self.lanes = lanes.clone();
+                        self.start_child(ChildId::Uploader(u.name.clone()), ctx);
+                        lanes = std::mem::take(&mut self.lanes);
+                    }
+                    Err(e) => {
+                        error!(self.log, "Cannot open the spool of a new upload target; it is not started."; "upload" => &u.name, "error" => e.to_string());
+                    }
+                }
+            }
+        }
+        for gone in old {
+            info!(self.log, "Upload target removed; what it had waiting stays in its spool."; "upload" => &gone.settings.name);
+            let left = gone.queue.lock().persist();
+            if left > 0 {
+                warn!(self.log, "Batches of a removed target could not be kept."; "upload" => &gone.settings.name, "batches" => left);
+            }
+            if let Some(a) = self.uploaders.remove(&gone.settings.name) {
+                a.do_send(StopUploading);
+            }
+        }
+        self.lanes = lanes;
+    }
+
+    fn apply(&mut self, new: Settings, ctx: &mut Context<Self>) {
         let old = std::mem::replace(&mut self.settings, new);
         if let Some(h) = &self.log_handle {
             h.set_level(self.settings.agent.log_level);
@@ -202,17 +286,15 @@ impl Supervisor {
                 addr.do_send(host_monitor::ApplySettings(self.settings.agent.clone()));
             }
         }
-        if old.agent != self.settings.agent || old.upload != self.settings.upload {
+        if old.uploads != self.settings.uploads {
+            self.apply_uploads(ctx);
+        }
+        if old.agent != self.settings.agent || old.uploads != self.settings.uploads {
             if let Some(b) = &self.batcher {
                 b.do_send(batcher::ApplySettings {
-                    upload: self.settings.upload.clone(),
+                    lanes: self.lanes.clone(),
                     agent: self.settings.agent.clone(),
                 });
-            }
-        }
-        if old.upload != self.settings.upload {
-            if let Some(u) = &self.uploader {
-                u.do_send(uploader::ApplySettings(self.settings.upload.clone()));
             }
         }
         if old.targets != self.settings.targets
@@ -238,7 +320,10 @@ impl Actor for Supervisor {
             "interval_secs" => self.settings.agent.interval.as_secs());
         // Downstream first, so the first samples find a batcher and the
         // first batch an uploader.
-        self.start_child(ChildId::Uploader, ctx);
+        let names: Vec<String> = self.lanes.iter().map(|l| l.settings.name.clone()).collect();
+        for name in names {
+            self.start_child(ChildId::Uploader(name), ctx);
+        }
         self.start_child(ChildId::Batcher, ctx);
         self.start_child(ChildId::Discovery, ctx);
     }
@@ -312,7 +397,12 @@ impl Handler<ListChildren> for Supervisor {
     type Result = Vec<ChildStatus>;
 
     fn handle(&mut self, _: ListChildren, _: &mut Self::Context) -> Vec<ChildStatus> {
-        let mut ids = vec![ChildId::Discovery, ChildId::Batcher, ChildId::Uploader];
+        let mut ids = vec![ChildId::Discovery, ChildId::Batcher];
+        ids.extend(
+            self.lanes
+                .iter()
+                .map(|l| ChildId::Uploader(l.settings.name.clone())),
+        );
         let mut hosts: Vec<&String> = self.wanted.keys().collect();
         hosts.sort();
         ids.extend(hosts.into_iter().map(|h| ChildId::Host(h.clone())));
@@ -348,7 +438,7 @@ impl Handler<ListHosts> for Supervisor {
 impl Handler<Reload> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, _: Reload, _: &mut Self::Context) {
+    fn handle(&mut self, _: Reload, ctx: &mut Self::Context) {
         if let Some(h) = &self.log_handle {
             if let Err(e) = h.reopen() {
                 error!(self.log, "Cannot reopen the log file."; "error" => e.to_string());
@@ -366,7 +456,7 @@ impl Handler<Reload> for Supervisor {
         match result {
             Ok(new) => {
                 info!(self.log, "Configuration reloaded."; "file" => src.path.display().to_string(), "targets" => new.targets.len());
-                self.apply(new);
+                self.apply(new, ctx);
             }
             Err(e) => {
                 error!(self.log, "Reload rejected; keeping the running configuration."; "error" => e.to_string());
@@ -397,20 +487,20 @@ impl Handler<Shutdown> for Supervisor {
             addr.do_send(StopMonitoring);
         }
         let batcher = self.batcher.clone();
-        let uploader = self.uploader.clone();
+        let uploaders: Vec<Addr<Uploader>> = self.uploaders.values().cloned().collect();
         let deadline = Instant::now() + timeout;
         let drain = async move {
             if let Some(b) = &batcher {
                 let _ = b.send(Flush).await;
             }
-            if let Some(u) = &uploader {
+            for u in &uploaders {
                 u.do_send(BeginDrain);
             }
             loop {
-                let idle = match &uploader {
-                    Some(u) => u.send(IsIdle).await.unwrap_or(true),
-                    None => true,
-                };
+                let mut idle = true;
+                for u in &uploaders {
+                    idle &= u.send(IsIdle).await.unwrap_or(true);
+                }
                 if idle || Instant::now() >= deadline {
                     break;
                 }
@@ -418,19 +508,26 @@ impl Handler<Shutdown> for Supervisor {
             }
         };
         ctx.spawn(drain.into_actor(self).map(|_, act, _| {
-            let (left, bytes) = {
-                let q = act.queue.lock();
-                (q.len(), q.bytes())
-            };
-            if left == 0 {
-                info!(act.log, "All queued batches delivered; exiting.");
-            } else {
-                warn!(act.log, "Exiting with batches the receiver did not take."; "batches" => left, "bytes" => bytes);
+            for lane in &act.lanes {
+                let mut q = lane.queue.lock();
+                let (left, bytes) = (q.len(), q.bytes());
+                q.flush_drop_log();
+                if left == 0 {
+                    info!(act.log, "All queued batches delivered."; "upload" => &lane.settings.name);
+                    continue;
+                }
+                let lost = q.persist();
+                if lost == 0 {
+                    info!(act.log, "Receiver did not take everything in time; the rest waits in the spool for the next start."; "upload" => &lane.settings.name, "batches" => left, "bytes" => bytes);
+                } else {
+                    warn!(act.log, "Exiting with batches the receiver did not take and the spool could not keep; they are lost."; "upload" => &lane.settings.name, "batches" => lost);
+                }
             }
+            info!(act.log, "Exiting.");
             if let Some(b) = act.batcher.take() {
                 b.do_send(StopBatching);
             }
-            if let Some(u) = act.uploader.take() {
+            for (_, u) in act.uploaders.drain() {
                 u.do_send(StopUploading);
             }
             System::current().stop();

@@ -1,59 +1,81 @@
-//! The `Uploader` actor: one POST at a time, retries on a schedule.
+//! The `Uploader` actor: up to `max_in_flight` POSTs, retries on a schedule.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 use awc::http::header;
 use slog::{debug, error, info, warn, Logger};
 
-use super::queue::{Batch, SharedQueue};
+use super::connect::{tls_config, TunnelConnector};
+use super::queue::{Batch, Outcome, SharedQueue};
 use super::retry::{parse_retry_after, Backoff, Jitter, UploadError};
+use super::spool::DeadLetter;
 use super::{ApplySettings, BatchQueued, BeginDrain, IsIdle, StopUploading};
 use crate::actors::supervisor::ChildStopped;
 use crate::actors::ChildId;
-use crate::config::{redact_uri, UploadSettings};
-use crate::stats::{AgentStats, Stats};
+use crate::config::{redact_uri, RetrySettings, UploadFormat, UploadSettings};
+use crate::stats::{AgentStats, UploadStats};
+use std::sync::Arc;
 
-/// Sends queued batches to the receiver.
+/// Sends one target's queued batches to its receiver.
 pub struct Uploader {
     settings: UploadSettings,
     client: Option<awc::Client>,
     queue: SharedQueue,
+    /// When to try again after a failure; shared by every batch of the
+    /// target, since what failed is (almost always) the receiver.
     backoff: Backoff,
-    stats: Stats,
+    /// Failed attempts per batch, for `upload.max_retries`.
+    attempts: HashMap<String, u32>,
+    dead_letter: Option<DeadLetter>,
+    stats: Arc<UploadStats>,
     log: Logger,
     supervisor: Recipient<ChildStopped>,
     generation: u64,
-    /// A POST is under way.
-    in_flight: bool,
-    /// A retry is scheduled; new batches wait for it.
+    in_flight: usize,
+    /// A retry is scheduled; nothing new is sent before it.
     retry_pending: Option<SpawnHandle>,
     draining: bool,
     stop_requested: bool,
-    /// Failures since the last success, to log an outage once, not per try.
+    /// Set at the first failure after a success, to log an outage once.
     failing_since: Option<SystemTime>,
+}
+
+fn target_backoff(retry: RetrySettings) -> RetrySettings {
+    RetrySettings {
+        max_retries: None,
+        ..retry
+    }
 }
 
 impl Uploader {
     pub fn new(
         settings: UploadSettings,
         queue: SharedQueue,
-        stats: Stats,
+        stats: Arc<UploadStats>,
         supervisor: Recipient<ChildStopped>,
         generation: u64,
         log: &Logger,
     ) -> Self {
-        let log = log.new(slog::o!("receiver" => redact_uri(&settings.url)));
+        let log = log.new(
+            slog::o!("upload" => settings.name.clone(), "receiver" => redact_uri(&settings.url)),
+        );
         Uploader {
-            backoff: Backoff::new(settings.retry, Jitter::from_clock()),
+            backoff: Backoff::new(target_backoff(settings.retry), Jitter::from_clock()),
+            dead_letter: settings
+                .spool
+                .as_ref()
+                .map(|s| DeadLetter::new(&s.dir, settings.dead_letter_max_bytes)),
             settings,
             client: None,
             queue,
+            attempts: HashMap::new(),
             stats,
             log,
             supervisor,
             generation,
-            in_flight: false,
+            in_flight: 0,
             retry_pending: None,
             draining: false,
             stop_requested: false,
@@ -62,103 +84,162 @@ impl Uploader {
     }
 
     fn build_client(&mut self) {
-        let connector = awc::Connector::new().timeout(self.settings.timeout);
-        self.client = Some(
-            awc::Client::builder()
-                .connector(connector)
-                .timeout(self.settings.timeout)
-                .disable_redirects()
-                .finish(),
-        );
-    }
-
-    fn update_gauges(&self) {
-        let q = self.queue.lock();
-        AgentStats::set(&self.stats.queue_batches, q.len() as u64);
-        AgentStats::set(&self.stats.queue_bytes, q.bytes() as u64);
-    }
-
-    /// Starts the next POST unless one is running or a retry is waiting.
-    fn send_next(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight || self.retry_pending.is_some() {
-            return;
+        let client = match client_for(&self.settings) {
+            Ok(c) => c,
+            Err(e) => {
+                error!(self.log, "Cannot set up TLS for the receiver; batches wait in the queue. Fix the upload.tls_* files."; "error" => e);
+                self.client = None;
+                return;
+            }
+        };
+        if self.settings.tls.insecure {
+            warn!(self.log, "upload.tls_insecure_skip_verify is on: the receiver's certificate is NOT checked. Use tls_ca_file instead.");
         }
-        let Some(client) = self.client.clone() else {
-            return;
-        };
-        let Some(batch) = self.queue.lock().begin_send() else {
-            self.update_gauges();
-            return;
-        };
-        self.in_flight = true;
-        let fut = post(client, self.settings.clone(), batch.clone());
-        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
-            act.in_flight = false;
-            act.finish(batch, result, ctx);
-        }));
+        if let Some(p) = &self.settings.proxy {
+            info!(self.log, "Sending through a proxy."; "proxy" => format!("{}:{}", p.host, p.port), "from" => &p.source);
+        }
+        self.client = Some(client);
+    }
+
+    /// Starts POSTs until `max_in_flight` are under way, unless a retry is
+    /// waiting.
+    fn send_next(&mut self, ctx: &mut Context<Self>) {
+        while self.in_flight < self.settings.max_in_flight && self.retry_pending.is_none() {
+            let Some(client) = self.client.clone() else {
+                return;
+            };
+            let Some(batch) = self.queue.lock().begin_send() else {
+                return;
+            };
+            self.in_flight += 1;
+            let fut = post(client, self.settings.clone(), batch.clone());
+            ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+                act.in_flight -= 1;
+                act.finish(batch, result, ctx);
+            }));
+        }
     }
 
     fn finish(&mut self, batch: Batch, result: Result<u16, UploadError>, ctx: &mut Context<Self>) {
         match result {
             Ok(status) => {
-                self.queue.lock().end_send(&batch.id, true);
+                self.queue.lock().end_send(&batch.id, Outcome::Delivered);
+                self.attempts.remove(&batch.id);
                 AgentStats::add(&self.stats.batches_sent, 1);
+                AgentStats::add(&self.stats.samples_sent, batch.samples);
                 self.backoff.reset();
                 if let Some(since) = self.failing_since.take() {
                     let secs = since.elapsed().map(|d| d.as_secs()).unwrap_or(0);
                     info!(self.log, "Receiver accepts batches again."; "outage_secs" => secs, "waiting_batches" => self.queue.lock().len());
                 }
                 debug!(self.log, "Batch delivered."; "batch_id" => &batch.id, "status" => status, "samples" => batch.samples);
-                self.update_gauges();
-                self.send_next(ctx);
             }
             Err(e) if e.is_retriable() => {
-                self.queue.lock().end_send(&batch.id, false);
-                let delay = if self.draining {
-                    Some(
-                        self.backoff
-                            .next_delay(e.retry_after())
-                            .unwrap_or_default()
-                            .min(Duration::from_millis(500)),
-                    )
+                let n = self.attempts.entry(batch.id.clone()).or_insert(0);
+                *n += 1;
+                let out_of_retries = self.settings.retry.max_retries.is_some_and(|max| *n > max);
+                if out_of_retries {
+                    self.attempts.remove(&batch.id);
+                    AgentStats::add(&self.stats.batches_expired, 1);
+                    AgentStats::add(&self.stats.samples_expired, batch.samples);
+                    error!(self.log, "Upload failed upload.max_retries times; batch moved to the dead-letter file."; "batch_id" => &batch.id, "samples" => batch.samples, "kind" => e.kind(), "error" => e.to_string());
+                    self.dead_letter(&batch, &e);
+                    self.queue.lock().end_send(&batch.id, Outcome::GivenUp);
                 } else {
-                    self.backoff.next_delay(e.retry_after())
-                };
-                match delay {
-                    Some(delay) => {
-                        AgentStats::add(&self.stats.batches_retried, 1);
-                        if self.failing_since.is_none() {
-                            self.failing_since = Some(SystemTime::now());
-                            warn!(self.log, "Upload failed; retrying with backoff."; "kind" => e.kind(), "error" => e.to_string());
-                        } else {
-                            debug!(self.log, "Upload failed again."; "kind" => e.kind(), "attempt" => self.backoff.attempts(), "delay_ms" => delay.as_millis() as u64);
-                        }
-                        self.retry_pending = Some(ctx.run_later(delay, |act, ctx| {
-                            act.retry_pending = None;
-                            act.send_next(ctx);
-                        }));
-                    }
-                    None => {
-                        error!(self.log, "Upload failed too many times; batch dropped."; "batch_id" => &batch.id, "samples" => batch.samples, "kind" => e.kind(), "error" => e.to_string());
-                        self.give_up(&batch, ctx);
-                    }
+                    self.queue.lock().end_send(&batch.id, Outcome::Retry);
+                    AgentStats::add(&self.stats.batches_retried, 1);
+                    self.schedule_retry(&e, ctx);
                 }
-                self.update_gauges();
             }
             Err(e) => {
-                error!(self.log, "Receiver refused the batch; dropped."; "batch_id" => &batch.id, "samples" => batch.samples, "kind" => e.kind(), "error" => e.to_string());
-                self.give_up(&batch, ctx);
+                self.attempts.remove(&batch.id);
+                AgentStats::add(&self.stats.batches_dead_lettered, 1);
+                AgentStats::add(&self.stats.samples_dead_lettered, batch.samples);
+                error!(self.log, "Receiver refused the batch for good; moved to the dead-letter file."; "batch_id" => &batch.id, "samples" => batch.samples, "kind" => e.kind(), "error" => e.to_string());
+                self.dead_letter(&batch, &e);
+                self.queue.lock().end_send(&batch.id, Outcome::GivenUp);
+            }
+        }
+        self.send_next(ctx);
+    }
+
+    fn dead_letter(&self, batch: &Batch, e: &UploadError) {
+        match &self.dead_letter {
+            Some(dl) => {
+                if let Err(err) = dl.write(batch, &e.to_string()) {
+                    error!(self.log, "Cannot write the dead-letter file; the batch is lost."; "path" => dl.path().display().to_string(), "error" => err.to_string());
+                }
+            }
+            None => {
+                warn!(self.log, "No spool directory (agent.spool_dir = \"\"), so no dead-letter file; the batch is dropped."; "batch_id" => &batch.id);
             }
         }
     }
 
-    fn give_up(&mut self, batch: &Batch, ctx: &mut Context<Self>) {
-        self.queue.lock().end_send(&batch.id, true);
-        AgentStats::add(&self.stats.batches_failed, 1);
-        AgentStats::add(&self.stats.samples_dropped, batch.samples);
-        self.backoff.reset();
-        self.update_gauges();
-        self.send_next(ctx);
+    fn schedule_retry(&mut self, e: &UploadError, ctx: &mut Context<Self>) {
+        if self.retry_pending.is_some() {
+            return;
+        }
+        let delay = self.backoff.next_delay(e.retry_after()).unwrap_or_default();
+        let delay = if self.draining {
+            delay.min(Duration::from_millis(500))
+        } else {
+            delay
+        };
+        if self.failing_since.is_none() {
+            self.failing_since = Some(SystemTime::now());
+            warn!(self.log, "Upload failed; retrying with backoff."; "kind" => e.kind(), "error" => e.to_string());
+        } else {
+            debug!(self.log, "Upload failed again."; "kind" => e.kind(), "attempt" => self.backoff.attempts(), "delay_ms" => delay.as_millis() as u64);
+        }
+        self.retry_pending = Some(ctx.run_later(delay, |act, ctx| {
+            act.retry_pending = None;
+            act.send_next(ctx);
+        }));
+    }
+
+    fn start_timers(&mut self, ctx: &mut Context<Self>) {
+        if let Some(every) = self.settings.fsync_interval {
+            ctx.run_interval(every, |act, _| act.queue.lock().sync());
+        }
+        ctx.run_interval(Duration::from_secs(10), |act, _| {
+            act.queue.lock().flush_drop_log()
+        });
+    }
+}
+
+/// An HTTP client for one target: its proxy, its TLS, its timeouts.
+fn client_for(s: &UploadSettings) -> Result<awc::Client, String> {
+    let tls = tls_config(&s.tls)?;
+    let connector = awc::Connector::new()
+        .connector(TunnelConnector::new(s.proxy.clone()))
+        .rustls_0_23(tls)
+        .timeout(s.timeout)
+        .handshake_timeout(s.timeout)
+        .limit(s.max_in_flight.max(1));
+    Ok(awc::Client::builder()
+        .connector(connector)
+        .timeout(s.timeout)
+        .disable_redirects()
+        .finish())
+}
+
+/// POSTs an empty body to the target as an upload would (for `check`);
+/// the status whatever it is, or why no answer came.
+pub async fn probe(s: &UploadSettings) -> Result<u16, UploadError> {
+    let client = client_for(s).map_err(UploadError::Tls)?;
+    let empty = Batch {
+        id: super::super::batcher::new_batch_id(),
+        body: bytes::Bytes::new(),
+        class: super::queue::Class::Health,
+        encoding: super::queue::Encoding::Identity,
+        samples: 0,
+        created: SystemTime::now(),
+    };
+    match post(client, s.clone(), empty).await {
+        Ok(code) => Ok(code),
+        Err(UploadError::Status { status, .. }) => Ok(status),
+        Err(e) => Err(e),
     }
 }
 
@@ -173,11 +254,17 @@ async fn post(client: awc::Client, s: UploadSettings, batch: Batch) -> Result<u1
             header::USER_AGENT,
             concat!("mongomon/", env!("CARGO_PKG_VERSION")),
         ));
-    if batch.gzipped {
-        req = req.insert_header((header::CONTENT_ENCODING, "gzip"));
+    if let Some(enc) = batch.encoding.header() {
+        req = req.insert_header((header::CONTENT_ENCODING, enc));
     }
-    if let Some(key) = &s.api_key {
-        req = req.insert_header((s.api_key_header.as_str(), key.as_str()));
+    if s.format == UploadFormat::RemoteWrite {
+        req = req.insert_header(("X-Prometheus-Remote-Write-Version", "0.1.0"));
+    }
+    if let Some((h, key)) = &s.auth.api_key {
+        req = req.insert_header((h.as_str(), key.as_str()));
+    }
+    if let Some(a) = &s.auth.authorization {
+        req = req.insert_header((header::AUTHORIZATION, a.as_str()));
     }
     let mut resp = req
         .send_body(batch.body.clone())
@@ -210,7 +297,9 @@ fn send_error(e: awc::error::SendRequestError) -> UploadError {
         SendRequestError::Url(u) => UploadError::Url(u.to_string()),
         SendRequestError::Connect(c) => {
             let text = c.to_string();
-            if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
+            let lower = text.to_ascii_lowercase();
+            if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+            {
                 UploadError::Tls(text)
             } else {
                 UploadError::Connect(text)
@@ -225,14 +314,15 @@ impl Actor for Uploader {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.build_client();
-        // Anything already queued (e.g. before a restart) goes first.
+        self.start_timers(ctx);
+        // Anything already queued (from the spool, or before a restart) goes first.
         self.send_next(ctx);
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         if !self.stop_requested {
             self.supervisor.do_send(ChildStopped {
-                child: ChildId::Uploader,
+                child: ChildId::Uploader(self.settings.name.clone()),
                 generation: self.generation,
             });
         }
@@ -243,7 +333,6 @@ impl Handler<BatchQueued> for Uploader {
     type Result = ();
 
     fn handle(&mut self, _: BatchQueued, ctx: &mut Self::Context) {
-        self.update_gauges();
         self.send_next(ctx);
     }
 }
@@ -252,17 +341,24 @@ impl Handler<ApplySettings> for Uploader {
     type Result = ();
 
     fn handle(&mut self, msg: ApplySettings, ctx: &mut Self::Context) {
-        let rebuild = msg.0.timeout != self.settings.timeout;
-        self.backoff.set_settings(msg.0.retry);
-        self.queue.lock().set_max_bytes(msg.0.max_queue_bytes);
-        if msg.0.url != self.settings.url {
-            self.log = self.log.new(slog::o!("receiver" => redact_uri(&msg.0.url)));
+        let new = msg.0;
+        let rebuild = new.timeout != self.settings.timeout
+            || new.tls != self.settings.tls
+            || new.proxy != self.settings.proxy
+            || new.max_in_flight != self.settings.max_in_flight;
+        self.backoff.set_settings(target_backoff(new.retry));
+        self.queue.lock().set_limits(
+            new.max_queue_bytes,
+            new.spool.clone().map(|s| (s, new.spool_mode)),
+        );
+        if new.url != self.settings.url {
+            self.log = self.log.new(slog::o!("receiver" => redact_uri(&new.url)));
         }
-        self.settings = msg.0;
+        self.settings = new;
         if rebuild {
             self.build_client();
         }
-        // A new URL deserves a fresh try now rather than after the backoff.
+        // New settings deserve a fresh try now rather than after the backoff.
         if let Some(h) = self.retry_pending.take() {
             ctx.cancel_future(h);
         }
@@ -286,7 +382,7 @@ impl Handler<IsIdle> for Uploader {
     type Result = bool;
 
     fn handle(&mut self, _: IsIdle, _: &mut Self::Context) -> bool {
-        !self.in_flight && self.queue.lock().is_empty()
+        self.in_flight == 0 && self.queue.lock().is_empty()
     }
 }
 

@@ -1,20 +1,27 @@
-//! `Uploader`: delivers batches to the receiver, oldest first, with retries.
+//! `Uploader`: one per upload target; delivers that target's batches,
+//! health first and oldest first, with retries.
 //!
-//! One batch is in flight at a time; it stays at the head of the shared
-//! [`queue::SharedQueue`] until the receiver answers 2xx, so a crash of this
-//! actor (or a restart by the supervisor) loses nothing. Failed attempts are
+//! Up to `upload.max_in_flight` batches are sent at once; each stays in the
+//! shared [`queue::SharedQueue`] (and in its [`spool`] on disk) until the
+//! receiver answers 2xx, so a crash of this actor, a restart by the
+//! supervisor or a `kill -9` of the agent loses nothing. Failed attempts are
 //! classified and scheduled by [`retry`]; batches the receiver refuses for
-//! good (4xx other than 408/429) are logged, counted and dropped.
+//! good (4xx other than 408/429) go to the dead-letter file and are
+//! counted. [`connect`] reaches the receiver, through a proxy when one is
+//! configured. Every target has its own queue, spool, backoff and actor, so
+//! a slow receiver never delays another.
 
 mod actor;
+pub mod connect;
 pub mod queue;
 pub mod retry;
+pub mod spool;
 
 use actix::Message;
 
 use crate::config::UploadSettings;
 
-pub use actor::Uploader;
+pub use actor::{probe, Uploader};
 
 /// A batch was added to the queue; send it when idle.
 #[derive(Message)]

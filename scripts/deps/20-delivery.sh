@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The receivers and middle boxes of the delivery tests, all from Debian:
+# Prometheus (remote-write receiver), InfluxDB 1.x, tinyproxy (forward
+# proxy), nginx (TLS in front of VictoriaMetrics), openssl (test CA).
+# Their packages would start system services on install; a policy-rc.d
+# keeps them stopped, since the tests start their own on loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/deps/lib.sh
+
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
+command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || [ -x /usr/sbin/tinyproxy ] || missing+=(tinyproxy)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+
+policy=/usr/sbin/policy-rc.d
+made_policy=""
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  made_policy=1
+fi
+trap '[ -n "$made_policy" ] && $SUDO rm -f "$policy"' EXIT
+$SUDO apt-get update -qq
+echo "deps: installing ${missing[*]} from Debian"
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+# Belt and braces: nothing of theirs may keep running (or listening beyond loopback).
+for svc in prometheus influxdb tinyproxy nginx; do
+  $SUDO pkill -x "$svc" 2>/dev/null || true
+done
+$SUDO pkill -x influxd 2>/dev/null || true

@@ -1,0 +1,201 @@
+//! The point model shared by the numeric formats (line protocol and
+//! Prometheus remote-write): every sample becomes points, each a
+//! measurement with tags and numeric fields at one time.
+//!
+//! Each command maps to a measurement (`serverStatus` →
+//! `mongodb_serverstatus`); `replSetGetStatus` also yields one
+//! `mongodb_replset_member` point per member with its health, state and
+//! replication lag, which operators need as series of their own. Host
+//! status is `mongodb` with `up`. Tags are `host`, `cluster`, `replset` and
+//! `shard` (when the host is a member), `role` and `version`.
+
+use bson::{Bson, Document};
+
+use super::flatten::{flatten, number, Number};
+use crate::sample::{Body, Sample};
+
+/// A writer of points. Calls come as `begin`, tags, fields, `end`; every
+/// tag comes before the first field.
+pub trait Points {
+    /// Starts a point at `ts` (Unix nanoseconds).
+    fn begin(&mut self, ts: i128, measurement: &str);
+    /// Extends the measurement name (before any tag).
+    fn append_measurement(&mut self, more: &str);
+    /// Adds a tag; empty values are left out (no format can carry them).
+    fn tag(&mut self, key: &str, value: &str);
+    fn field(&mut self, key: &str, value: Number);
+    /// Ends the point; a point without fields writes nothing.
+    fn end(&mut self);
+}
+
+fn labels<P: Points>(out: &mut P, sample: &Sample) {
+    let l = &sample.labels;
+    out.tag("host", &l.host);
+    out.tag("cluster", &l.cluster);
+    if let Some(rs) = &l.replset {
+        out.tag("replset", rs);
+    }
+    if let Some(shard) = &l.shard {
+        out.tag("shard", shard);
+    }
+    out.tag("role", l.role.as_str());
+    if let Some(v) = &l.version {
+        out.tag("version", v);
+    }
+}
+
+/// Walks `sample` as points (measurement, tags, numeric fields).
+pub fn encode<P: Points>(sample: &Sample, out: &mut P) {
+    let ts = sample.unix_nanos();
+    match &sample.body {
+        Body::Reply { command, doc } => match *command {
+            "replSetGetStatus" => {
+                reply_line(sample, "mongodb_replset", doc, ts, out);
+                replset_members(sample, doc, ts, out);
+            }
+            "buildInfo" => buildinfo_line(sample, doc, ts, out),
+            "dbStats" => {
+                out.begin(ts, "mongodb_dbstats");
+                labels(out, sample);
+                if let Ok(db) = doc.get_str("db") {
+                    out.tag("db", db);
+                }
+                flatten(doc, "", &mut |name, value| out.field(name, value));
+                out.end();
+            }
+            other => {
+                let mut m = String::from("mongodb_");
+                m.push_str(&other.to_ascii_lowercase());
+                reply_line(sample, &m, doc, ts, out);
+            }
+        },
+        Body::Status { up, failure } => {
+            out.begin(ts, "mongodb");
+            labels(out, sample);
+            if let Some(f) = failure {
+                out.tag("error_kind", f.kind);
+                out.tag("failed_command", f.command);
+            }
+            out.field("up", Number::Int(*up as i64));
+            out.field(
+                "collect_seconds",
+                Number::Float(sample.duration.as_secs_f64()),
+            );
+            out.end();
+        }
+        Body::Derived { name, tags, fields } => {
+            out.begin(ts, "mongodb_");
+            out.append_measurement(name);
+            labels(out, sample);
+            for (k, v) in tags {
+                out.tag(k, v);
+            }
+            for (k, v) in fields {
+                out.field(k, *v);
+            }
+            out.end();
+        }
+        Body::Agent { metrics, upload } => {
+            out.begin(
+                ts,
+                if upload.is_some() {
+                    "mongomon_upload"
+                } else {
+                    "mongomon"
+                },
+            );
+            out.tag("agent", &sample.labels.host);
+            if let Some(u) = upload {
+                out.tag("upload", u);
+            }
+            for (name, value) in metrics {
+                out.field(name, Number::Int(*value as i64));
+            }
+            out.end();
+        }
+    }
+}
+
+fn reply_line<P: Points>(
+    sample: &Sample,
+    measurement: &str,
+    doc: &Document,
+    ts: i128,
+    out: &mut P,
+) {
+    out.begin(ts, measurement);
+    labels(out, sample);
+    flatten(doc, "", &mut |name, value| out.field(name, value));
+    out.end();
+}
+
+fn buildinfo_line<P: Points>(sample: &Sample, doc: &Document, ts: i128, out: &mut P) {
+    out.begin(ts, "mongodb_buildinfo");
+    labels(out, sample);
+    // The host's labels carry the version once it is known; a second tag
+    // of the same name is refused by InfluxDB and Prometheus alike.
+    if let (None, Ok(v)) = (&sample.labels.version, doc.get_str("version")) {
+        out.tag("version", v);
+    }
+    if let Ok(parts) = doc.get_array("versionArray") {
+        for (name, part) in ["version_major", "version_minor", "version_patch"]
+            .iter()
+            .zip(parts)
+        {
+            if let Some(n) = number(part) {
+                out.field(name, n);
+            }
+        }
+    }
+    flatten(doc, "", &mut |name, value| out.field(name, value));
+    out.end();
+}
+
+/// One line per member of a `replSetGetStatus` reply. Lag is the primary's
+/// optime date minus the member's, in seconds, as the primary is the
+/// reference every member replicates from (directly or not).
+fn replset_members<P: Points>(sample: &Sample, doc: &Document, ts: i128, out: &mut P) {
+    let Ok(members) = doc.get_array("members") else {
+        return;
+    };
+    let optime_ms = |m: &Document| match m.get("optimeDate") {
+        Some(Bson::DateTime(d)) => Some(d.timestamp_millis()),
+        _ => None,
+    };
+    let primary_optime = members
+        .iter()
+        .filter_map(Bson::as_document)
+        .find(|m| {
+            m.get_i32("state").ok() == Some(1) || m.get_str("stateStr").ok() == Some("PRIMARY")
+        })
+        .and_then(optime_ms);
+    for member in members.iter().filter_map(Bson::as_document) {
+        out.begin(ts, "mongodb_replset_member");
+        labels(out, sample);
+        if let Ok(name) = member.get_str("name") {
+            out.tag("member", name);
+        }
+        if let Ok(state) = member.get_str("stateStr") {
+            out.tag("member_state", state);
+        }
+        for key in ["health", "state", "uptime", "pingMs", "configVersion"] {
+            if let Some(n) = member.get(key).and_then(number) {
+                out.field(key, n);
+            }
+        }
+        if let Some(Bson::Boolean(s)) = member.get("self") {
+            out.field("self", Number::Int(*s as i64));
+        }
+        if let Some(ms) = optime_ms(member) {
+            out.field("optime_seconds", Number::Float(ms as f64 / 1000.0));
+            let is_arbiter = member.get_str("stateStr").ok() == Some("ARBITER");
+            if let (Some(p), false) = (primary_optime, is_arbiter) {
+                out.field(
+                    "lag_seconds",
+                    Number::Float((p - ms).max(0) as f64 / 1000.0),
+                );
+            }
+        }
+        out.end();
+    }
+}
