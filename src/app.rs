@@ -110,6 +110,12 @@ fn run(
     cli: &Cli,
     overrides: serde_json::Value,
 ) -> anyhow::Result<ExitCode> {
+    // A file-size limit (ulimit -f) must turn a spool write into an error
+    // the spool handles (EFBIG), not a signal that kills the agent.
+    // SAFETY: setting a signal's disposition to "ignore" has no handler to race with.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let level = adjust_level(settings.agent.log_level, cli.verbose, cli.quiet);
     let (log, handle) = crate::logging::build(
         level,

@@ -56,6 +56,10 @@ macro_rules! upload_counters {
 }
 
 upload_counters! {
+    /// Batches (and their samples) put on this target's queue: by the
+    /// batcher, or found in the spool at start.
+    batches_queued,
+    samples_queued,
     /// Batches accepted by the receiver (2xx).
     batches_sent,
     /// Samples inside accepted batches.
@@ -86,6 +90,9 @@ upload_counters! {
     spool_replayed_batches,
     /// Batches waiting (gauge).
     queue_batches,
+    /// Samples inside them (gauge): at any snapshot, samples_queued =
+    /// sent + dead-lettered + dropped + refused + expired + queue_samples.
+    queue_samples,
     /// Bytes of waiting batches held in memory (gauge).
     queue_memory_bytes,
     /// Bytes of spool segment files on disk (gauge).

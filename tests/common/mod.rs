@@ -311,6 +311,15 @@ impl Agent {
         }
     }
 
+    /// Wraps an agent process a test started itself (custom environment);
+    /// `dir` must hold its `agent.log`.
+    pub fn adopt(child: Child, dir: tempfile::TempDir) -> Self {
+        Agent {
+            child: Some(child),
+            dir,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }

@@ -143,6 +143,7 @@ struct DropLog {
 }
 
 const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
+const SPOOL_ERROR_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The batches of one upload target.
 pub struct BatchQueue {
@@ -155,8 +156,10 @@ pub struct BatchQueue {
     stats: Arc<UploadStats>,
     log: Logger,
     drops: DropLog,
-    /// The last spool write error, logged once until writes work again.
-    spool_failing: bool,
+    /// Spool writes are failing: since when the last error line was
+    /// logged (at most one a minute, with the count meanwhile).
+    spool_failing: Option<Instant>,
+    spool_failures: u64,
 }
 
 impl std::fmt::Debug for BatchQueue {
@@ -188,12 +191,18 @@ impl BatchQueue {
             stats,
             log,
             drops: DropLog::default(),
-            spool_failing: false,
+            spool_failing: None,
+            spool_failures: 0,
         };
         if let Some((spool, replay, mode)) = spool {
             AgentStats::add(&q.stats.spool_corrupt_records, replay.corrupt_records);
             AgentStats::add(&q.stats.spool_truncated_bytes, replay.truncated_bytes);
             AgentStats::add(&q.stats.spool_replayed_batches, replay.batches.len() as u64);
+            AgentStats::add(&q.stats.batches_queued, replay.batches.len() as u64);
+            AgentStats::add(
+                &q.stats.samples_queued,
+                replay.batches.iter().map(|(b, _)| b.samples).sum(),
+            );
             if replay.corrupt_records > 0 {
                 warn!(q.log, "Spool had damaged records (a crash during a write?); cut them off.";
                     "records" => replay.corrupt_records, "bytes" => replay.truncated_bytes);
@@ -263,9 +272,13 @@ impl BatchQueue {
         };
         match spool.append(batch, &|id| protect.contains(id)) {
             Ok((at, evicted)) => {
-                if self.spool_failing {
-                    self.spool_failing = false;
-                    info!(self.log, "Spool writes work again.");
+                if self
+                    .spool_failing
+                    .is_some_and(|t| t.elapsed() >= SPOOL_ERROR_LOG_EVERY)
+                {
+                    self.spool_failing = None;
+                    info!(self.log, "Spool writes work again."; "failures" => self.spool_failures);
+                    self.spool_failures = 0;
                 }
                 if !evicted.ids.is_empty() {
                     for id in &evicted.ids {
@@ -280,9 +293,13 @@ impl BatchQueue {
             Err(e @ SpoolError::Full { .. }) => Err(e),
             Err(e) => {
                 AgentStats::add(&self.stats.spool_write_errors, 1);
-                if !self.spool_failing {
-                    self.spool_failing = true;
-                    error!(self.log, "Cannot write the spool; batches stay in memory (bounded by upload.max_queue_bytes) until it works again."; "error" => e.to_string());
+                self.spool_failures += 1;
+                if self
+                    .spool_failing
+                    .is_none_or(|t| t.elapsed() >= SPOOL_ERROR_LOG_EVERY)
+                {
+                    self.spool_failing = Some(Instant::now());
+                    error!(self.log, "Cannot write the spool; batches stay in memory (bounded by upload.max_queue_bytes) until it works again."; "error" => e.to_string(), "failures" => self.spool_failures);
                 }
                 Err(e)
             }
@@ -308,18 +325,27 @@ impl BatchQueue {
     /// Queues a new batch (spooling it first in `always` mode), then keeps
     /// memory within its bound.
     pub fn push(&mut self, batch: Batch) {
+        AgentStats::add(&self.stats.batches_queued, 1);
+        AgentStats::add(&self.stats.samples_queued, batch.samples);
         let mut spooled = None;
         if self.spool.is_some() && self.mode == SpoolMode::Always {
+            let refuse_new = self
+                .spool
+                .as_ref()
+                .is_some_and(|s| s.settings().on_full == FullPolicy::RefuseNew);
             match self.spool_append(&batch) {
                 Ok(at) => spooled = at,
-                Err(SpoolError::Full { .. }) => {
+                // Under drop_oldest, a full spool with nothing it may drop
+                // (all in flight) keeps the batch in memory; the memory
+                // bound then drops the oldest if need be.
+                Err(SpoolError::Full { .. }) if refuse_new => {
                     AgentStats::add(&self.stats.batches_refused, 1);
                     AgentStats::add(&self.stats.samples_refused, batch.samples);
                     self.note_drop(1, batch.samples, "spool.max_bytes reached; new batches refused (spool.on_full = \"refuse_new\")");
                     self.update_gauges();
                     return;
                 }
-                Err(SpoolError::Io { .. }) => {}
+                Err(_) => {}
             }
         }
         self.memory_bytes += batch.body.len();
@@ -530,6 +556,10 @@ impl BatchQueue {
 
     fn update_gauges(&self) {
         AgentStats::set(&self.stats.queue_batches, self.len() as u64);
+        AgentStats::set(
+            &self.stats.queue_samples,
+            self.entries().map(|e| e.samples).sum(),
+        );
         AgentStats::set(&self.stats.queue_memory_bytes, self.memory_bytes as u64);
         AgentStats::set(
             &self.stats.spool_bytes,

@@ -81,6 +81,9 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// The longest `Retry-After` obeyed.
+pub const RETRY_AFTER_LIMIT: Duration = Duration::from_secs(15 * 60);
+
 /// The retry schedule for one batch at a time.
 pub struct Backoff {
     settings: RetrySettings,
@@ -145,8 +148,10 @@ impl Backoff {
         let ceiling = self.ceiling();
         self.attempt += 1;
         if let Some(wait) = retry_after {
-            // The receiver knows best, but never wait past our own cap.
-            return Some(wait.min(self.settings.max));
+            // The receiver knows best, even past our own cap (coming back
+            // sooner only earns another 429); a date far in the future is
+            // bounded so a wrong clock cannot stall the target for hours.
+            return Some(wait.min(RETRY_AFTER_LIMIT));
         }
         Some(Duration::from_millis(
             (ceiling.as_millis() as f64 * self.rng.next()) as u64,
@@ -218,8 +223,8 @@ mod tests {
         );
         assert_eq!(
             b.next_delay(Some(Duration::from_secs(60))),
-            Some(Duration::from_millis(1000)),
-            "capped at max"
+            Some(Duration::from_secs(60)),
+            "Retry-After is obeyed past retry_max_ms"
         );
         assert_eq!(b.next_delay(None), None);
     }
