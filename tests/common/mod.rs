@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod deploy;
 pub mod http;
 pub mod receiver;
 
@@ -46,6 +47,12 @@ fn wait_port(port: u16, what: &str, child: &mut Child) {
     });
 }
 
+/// Whether the tests run as root (CI does).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Sends a signal to a process.
 pub fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) with a pid we spawned; no memory is touched.
@@ -79,6 +86,12 @@ impl Secantus {
     }
 
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_at(":memory:", extra)
+    }
+
+    /// A server on `storage` (a directory, or `:memory:`): a disk store
+    /// survives a restart, e.g. to create users, then restart with `--auth`.
+    pub fn start_at(storage: &str, extra: &[&str]) -> Self {
         let bin = venv().join("bin/secantusd-py");
         assert!(
             bin.exists(),
@@ -95,7 +108,7 @@ impl Secantus {
                 "--port",
                 &port.to_string(),
                 "--storage-path",
-                ":memory:",
+                storage,
             ])
             .args(extra)
             .stdin(Stdio::null())
@@ -275,12 +288,25 @@ pub struct Agent {
 impl Agent {
     /// Starts `mongomon run` with `config` (TOML) written to a file.
     pub fn start(config: &str) -> Self {
+        Self::start_with(config, &[])
+    }
+
+    /// Like [`Agent::start`], with extra arguments after `run`. As root (CI)
+    /// `--allow-root` is added: `run` refuses uid 0 otherwise.
+    pub fn start_with(config: &str, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("mongomon.toml");
         std::fs::write(&path, config).expect("write config");
         let log = std::fs::File::create(dir.path().join("agent.log")).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_mongomon"))
-            .args(["run", "-v", "--config"])
+            .args(["run", "-v"])
+            .args(if is_root() {
+                &["--allow-root"][..]
+            } else {
+                &[]
+            })
+            .args(extra)
+            .arg("--config")
             .arg(&path)
             .env_remove("MONGOMON_CONFIG")
             .stdin(Stdio::null())
