@@ -132,6 +132,13 @@ impl Secantus {
         format!("mongodb://{}", self.addr())
     }
 
+    /// Stops the server with SIGTERM and waits, so that what it wrote to a
+    /// disk store (users, data) is there after a restart.
+    pub fn stop_gracefully(mut self) {
+        signal(self.child.id(), libc::SIGTERM);
+        let _ = self.child.wait();
+    }
+
     /// Kills the server (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
