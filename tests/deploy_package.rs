@@ -196,3 +196,78 @@ fn rc_links_left() -> bool {
             .unwrap_or(false)
     })
 }
+
+#[test]
+fn init_writes_a_private_ready_config_and_never_overwrites_silently() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mongomon.toml");
+    let out_s = out.to_str().unwrap();
+    let args = [
+        "init",
+        "--upload-url",
+        "https://mon.example.net/write",
+        "--target",
+        "mongodb://db1:27017",
+        "--target",
+        "mongodb://db2:27017/?replicaSet=rs0",
+        "--output",
+        out_s,
+    ];
+    // The key from the environment, so it is not on the command line.
+    let o = common::mongomon(&args, &[("MONGOMON_API_KEY", "k-123")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let raw: toml::Value = toml::from_str(&text).unwrap();
+    assert_eq!(raw["upload"]["api_key"].as_str(), Some("k-123"));
+    assert_eq!(
+        raw["upload"]["url"].as_str(),
+        Some("https://mon.example.net/write")
+    );
+    assert_eq!(raw["targets"].as_array().unwrap().len(), 2);
+    // The written file is a valid configuration for the agent.
+    let o = common::mongomon(&["config", "-c", out_s], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    std::fs::write(&out, "# edited by hand\n").unwrap();
+    let o = common::mongomon(&args, &[("MONGOMON_API_KEY", "k-456")]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "# edited by hand\n");
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let o = common::mongomon(&forced, &[("MONGOMON_API_KEY", "k-456")]);
+    assert!(o.status.success());
+    assert!(std::fs::read_to_string(&out).unwrap().contains("k-456"));
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // A config readable by everyone that holds a secret is warned about.
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = common::mongomon_timeout(
+        &[
+            "run",
+            "--allow-root",
+            "-c",
+            out_s,
+            "--target",
+            "mongodb://127.0.0.1:1/?directConnection=true",
+        ],
+        std::time::Duration::from_secs(3),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is readable by every user") && err.contains("upload.api_key"),
+        "{err}"
+    );
+}
