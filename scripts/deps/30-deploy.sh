@@ -10,6 +10,7 @@ apt_need systemd-analyze systemd
 apt_need start-stop-daemon dpkg
 apt_need dpkg-deb dpkg
 apt_need useradd passwd
+apt_need update-rc.d init-system-helpers
 # cargo-deb from crates.io; the compile takes minutes, so only when missing.
 if ! cargo deb --version >/dev/null 2>&1; then
   echo "deps: installing cargo-deb from crates.io (a few minutes)"
