@@ -22,24 +22,75 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             topology,
             duration_secs,
         } => return sim(topology, duration_secs.map(std::time::Duration::from_secs)),
+        Command::Init {
+            api_key,
+            api_key_file,
+            output,
+            force,
+        } => {
+            let req = crate::init::InitRequest {
+                api_key: api_key.clone(),
+                api_key_file: api_key_file.clone(),
+                upload_url: cli.overrides.upload_url.clone().unwrap_or_default(),
+                targets: cli.overrides.targets.clone(),
+            };
+            let text = crate::init::render(&req)?;
+            crate::init::write(output, &text, *force)?;
+            if output.as_os_str() != "-" {
+                eprintln!("Wrote {} (mode 0600).", output.display());
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         _ => {}
     }
-    let overrides = cli.overrides.to_value();
+    let mut overrides = cli.overrides.to_value();
+    // -v/-q become the agent.log_level of the CLI layer, so that a reload
+    // (which reapplies the configured level) keeps them.
+    if cli.verbose > 0 || cli.quiet > 0 {
+        let level = adjust_level(slog::Level::Info, cli.verbose, cli.quiet);
+        let name = match level {
+            slog::Level::Critical | slog::Level::Error => "error",
+            slog::Level::Warning => "warn",
+            slog::Level::Info => "info",
+            slog::Level::Debug => "debug",
+            slog::Level::Trace => "trace",
+        };
+        if let Some(root) = overrides.as_object_mut() {
+            let agent = root.entry("agent").or_insert_with(|| serde_json::json!({}));
+            if let Some(agent) = agent.as_object_mut() {
+                agent.insert("log_level".into(), serde_json::json!(name));
+            }
+        }
+    }
     let raw = config::load(&cli.config, &overrides)?;
     match cli.command {
         Command::Config => {
+            // Print what was merged, then say whether `run` would take it:
+            // an operator checking a file wants both.
             print!("{}", config::to_toml(&config::redacted(&raw))?);
+            config::validate(&raw, Some(&cli.config))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check => {
+        Command::Check { json } => {
             let settings = config::validate(&raw, Some(&cli.config))?;
-            check(settings)
+            check(settings, json)
         }
-        Command::Run => {
+        Command::Run {
+            ref pidfile,
+            allow_root,
+        } => {
             let settings = config::validate(&raw, Some(&cli.config))?;
-            run(settings, raw, &cli, overrides)
+            // After validation, so an operator fixing a service sees the
+            // configuration errors first, then this.
+            if let Some(msg) = crate::daemon::root_refusal(crate::daemon::euid(), allow_root) {
+                anyhow::bail!(msg);
+            }
+            let pidfile = pidfile.clone();
+            run(settings, raw, &cli, overrides, allow_root, pidfile)
         }
-        Command::Demo { .. } | Command::Sim { .. } => unreachable!("handled above"),
+        Command::Demo { .. } | Command::Sim { .. } | Command::Init { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 
@@ -88,16 +139,15 @@ fn sim(path: &std::path::Path, duration: Option<std::time::Duration>) -> anyhow:
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(settings: Settings) -> anyhow::Result<ExitCode> {
+fn check(settings: Settings, json: bool) -> anyhow::Result<ExitCode> {
     let sys = actix_rt::System::new();
     let lines = sys.block_on(async move { crate::check::run(&settings).await });
-    let mut failed = 0;
-    for l in &lines {
-        println!("{l}");
-        failed += (!l.ok) as usize;
+    if json {
+        print!("{}", crate::check::render_json(&lines));
+    } else {
+        print!("{}", crate::check::render_table(&lines));
     }
-    if failed > 0 {
-        println!("{failed} of {} checks failed", lines.len());
+    if lines.iter().any(|l| !l.ok) {
         Ok(ExitCode::from(1))
     } else {
         Ok(ExitCode::SUCCESS)
@@ -106,9 +156,11 @@ fn check(settings: Settings) -> anyhow::Result<ExitCode> {
 
 fn run(
     settings: Settings,
-    _raw: RawConfig,
+    raw: RawConfig,
     cli: &Cli,
     overrides: serde_json::Value,
+    allow_root: bool,
+    pidfile: Option<std::path::PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     // A file-size limit (ulimit -f) must turn a spool write into an error
     // the spool handles (EFBIG), not a signal that kills the agent.
@@ -123,6 +175,17 @@ fn run(
         settings.agent.log_file.as_deref(),
     )
     .context("cannot set up logging (agent.log_file)")?;
+    if allow_root && crate::daemon::euid() == 0 {
+        slog::warn!(log, "Running as root because of --allow-root; create a service user and drop the flag."; "hint" => crate::daemon::CREATE_USER_HINT);
+    }
+    if let Some(w) = crate::daemon::world_readable_secret_warning(&cli.config, &raw) {
+        slog::warn!(log, "{}", w);
+    }
+    // Held until the System stops; dropping it removes the file.
+    let _pidfile = match &pidfile {
+        Some(p) => Some(crate::daemon::PidFile::create(p)?),
+        None => None,
+    };
     let reload = ReloadSource {
         path: cli.config.clone(),
         overrides,

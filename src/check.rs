@@ -1,56 +1,177 @@
 //! `mongomon check`: can the agent reach what it must reach?
 //!
-//! One line per MongoDB host and per receiver, OK or FAIL with the reason,
-//! the way the deployment guide's "networking rules" ask an operator to
-//! verify: the agent must connect to every mongod/mongos and to the
-//! monitoring server.
+//! The deployment guide's networking rules: the agent must connect to every
+//! mongod and mongos it monitors, and to the monitoring server. `check`
+//! expands each target's seeds into the whole deployment the way `run` does
+//! (replica-set members, shards, config servers, mongos), then tries each
+//! host with the agent's own monitoring commands, and the receiver with an
+//! empty batch. Each failure gets one precise reason (`dns`, `refused`,
+//! `timeout`, `tls`, `auth`, `privileges`, `http`, `error`) and what to do
+//! about it. Printed as a table, or as JSON with `--json`.
 
-use crate::config::{redact_uri, Settings, UploadSettings};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::actors::discovery::expand;
+use crate::actors::uploader::retry::UploadError;
+use crate::config::{redact_uri, Settings, TargetSettings, UploadSettings};
 use crate::mongo;
 
 /// One checked endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckLine {
     pub ok: bool,
     /// `mongodb` or `upload`.
     pub kind: &'static str,
     pub endpoint: String,
+    /// The target's name for hosts, `upload` for the receiver.
+    pub target: String,
+    /// Why it failed: `dns`, `refused`, `timeout`, `tls`, `auth`,
+    /// `privileges`, `http` or `error`; `None` when OK.
+    pub reason: Option<&'static str>,
+    /// What was found (role and version; the HTTP answer) or what to do.
     pub detail: String,
+}
+
+impl CheckLine {
+    fn ok(kind: &'static str, endpoint: &str, target: &str, detail: String) -> Self {
+        CheckLine {
+            ok: true,
+            kind,
+            endpoint: endpoint.to_string(),
+            target: target.to_string(),
+            reason: None,
+            detail,
+        }
+    }
+
+    fn fail(
+        kind: &'static str,
+        endpoint: &str,
+        target: &str,
+        reason: &'static str,
+        detail: String,
+    ) -> Self {
+        CheckLine {
+            ok: false,
+            kind,
+            endpoint: endpoint.to_string(),
+            target: target.to_string(),
+            reason: Some(reason),
+            detail: format!("{reason}: {detail}"),
+        }
+    }
 }
 
 impl std::fmt::Display for CheckLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:<4}  {:<7}  {}  {}",
+            "{:<4}  {:<7}  {}  {}  {}",
             if self.ok { "OK" } else { "FAIL" },
             self.kind,
             self.endpoint,
+            self.target,
             self.detail
         )
     }
 }
 
-/// Checks every seed host of every target, then the receiver. Must run
-/// inside an actix System (awc needs its runtime).
+/// The lines as an aligned table with a header and a summary line.
+pub fn render_table(lines: &[CheckLine]) -> String {
+    let head = ["RESULT", "KIND", "ENDPOINT", "TARGET", "DETAIL"];
+    let rows: Vec<[String; 5]> = lines
+        .iter()
+        .map(|l| {
+            [
+                if l.ok { "OK" } else { "FAIL" }.to_string(),
+                l.kind.to_string(),
+                l.endpoint.clone(),
+                l.target.clone(),
+                l.detail.clone(),
+            ]
+        })
+        .collect();
+    let mut width = head.map(str::len);
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let fmt_row = |cells: [&str; 5]| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i == 4 {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = width[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = fmt_row(head);
+    for r in &rows {
+        out.push_str(&fmt_row([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+    }
+    let failed = lines.iter().filter(|l| !l.ok).count();
+    if failed == 0 {
+        out.push_str(&format!("All {} checks passed.\n", lines.len()));
+    } else {
+        out.push_str(&format!("{failed} of {} checks failed.\n", lines.len()));
+    }
+    out
+}
+
+/// The lines as one JSON document, for automation.
+pub fn render_json(lines: &[CheckLine]) -> String {
+    let failed = lines.iter().filter(|l| !l.ok).count();
+    let doc = serde_json::json!({
+        "ok": failed == 0,
+        "failed": failed,
+        "checks": lines,
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}
+
+/// Expands every target into its hosts, checks each host and then the
+/// receiver. Must run inside an actix System (awc needs its runtime).
 pub async fn run(settings: &Settings) -> Vec<CheckLine> {
     let mut lines = Vec::new();
-    for target in &settings.targets {
+    for (i, target) in settings.targets.iter().enumerate() {
         let base = match mongo::target_options(target).await {
             Ok(b) => b,
             Err(e) => {
-                lines.push(CheckLine {
-                    ok: false,
-                    kind: "mongodb",
-                    endpoint: redact_uri(&target.uri),
-                    detail: mongo::classify("resolve", &e).message,
-                });
+                lines.push(CheckLine::fail(
+                    "mongodb",
+                    &redact_uri(&target.uri),
+                    &target.name,
+                    "error",
+                    format!(
+                        "{}; check targets[{i}].uri",
+                        mongo::classify("resolve", &e).message
+                    ),
+                ));
                 continue;
             }
         };
-        for host in &target.hosts {
-            lines.push(check_host(&base, host, settings).await);
-        }
+        let hosts: Vec<String> = if target.discover {
+            let found = expand::expand(
+                &target.hosts,
+                &base,
+                &settings.agent,
+                settings.discovery.mongos_ping_window,
+            )
+            .await;
+            found.hosts.into_keys().collect()
+        } else {
+            target.hosts.clone()
+        };
+        let checks = hosts
+            .iter()
+            .map(|h| check_host(&base, h, i, target, settings));
+        lines.extend(join_all(checks).await);
     }
     for u in &settings.uploads {
         lines.push(check_upload(u).await);
@@ -58,80 +179,224 @@ pub async fn run(settings: &Settings) -> Vec<CheckLine> {
     lines
 }
 
-async fn check_host(base: &mongodb::options::ClientOptions, host: &str, s: &Settings) -> CheckLine {
-    let fail = |detail: String| CheckLine {
-        ok: false,
-        kind: "mongodb",
-        endpoint: host.to_string(),
-        detail,
-    };
+async fn check_host(
+    base: &mongodb::options::ClientOptions,
+    host: &str,
+    index: usize,
+    target: &TargetSettings,
+    s: &Settings,
+) -> CheckLine {
+    let fail = |reason, detail| CheckLine::fail("mongodb", host, &target.name, reason, detail);
     let client = match mongo::host_options(base, host, &s.agent).and_then(mongo::host_client) {
         Ok(c) => c,
-        Err(e) => return fail(mongo::classify("connect", &e).message),
+        Err(e) => return fail("error", mongo::classify("connect", &e).message),
     };
     let timeout = s.agent.command_timeout;
-    let hello = mongo::run(&client, "hello", None, timeout).await;
+    // The driver gives up selecting the host after `timeout` and says why
+    // (refused, TLS, ...); the outer bound leaves it room to say so.
+    let bound = timeout + Duration::from_millis(500);
+    let hello = mongo::run(&client, "hello", None, bound).await;
     let hello = if hello.code == Some(59) {
-        mongo::run(&client, "isMaster", None, timeout).await
+        mongo::run(&client, "isMaster", None, bound).await
     } else {
         hello
     };
     let hello = match hello.result {
         Ok(d) => d,
-        Err(f) => return fail(format!("{}: {}", f.kind, f.message)),
+        Err(f) => {
+            let (reason, detail) = explain(&f, hello.code, host, index, target, timeout);
+            return fail(reason, detail);
+        }
     };
-    let status = mongo::run(&client, "serverStatus", None, timeout).await;
-    let status = match status.result {
-        Ok(d) => d,
-        Err(f) => return fail(format!("serverStatus {}: {}", f.kind, f.message)),
-    };
+    let mut commands = vec!["serverStatus"];
+    let arbiter = hello.get_bool("arbiterOnly").unwrap_or(false);
+    if hello.get_str("setName").is_ok() && !arbiter {
+        commands.push("replSetGetStatus");
+    }
+    let mut version = None;
+    for command in commands {
+        let out = mongo::run(&client, command, None, bound).await;
+        match out.result {
+            Ok(d) => {
+                if command == "serverStatus" {
+                    version = d.get_str("version").ok().map(str::to_string);
+                }
+            }
+            Err(f) => {
+                let (reason, detail) = explain(&f, out.code, host, index, target, timeout);
+                return fail(reason, detail);
+            }
+        }
+    }
     let role = crate::sample::Role::from_hello(&hello);
     let mut detail = role.as_str().to_string();
     if let Ok(set) = hello.get_str("setName") {
         detail.push_str(&format!(" of {set}"));
     }
-    if let Ok(v) = status.get_str("version") {
+    if let Some(v) = version {
         detail.push_str(&format!(", version {v}"));
     }
-    CheckLine {
-        ok: true,
-        kind: "mongodb",
-        endpoint: host.to_string(),
-        detail,
+    CheckLine::ok("mongodb", host, &target.name, detail)
+}
+
+/// The reason and the operator's next step for a failed command.
+fn explain(
+    f: &crate::sample::Failure,
+    code: Option<i32>,
+    host: &str,
+    index: usize,
+    target: &TargetSettings,
+    timeout: Duration,
+) -> (&'static str, String) {
+    let user = target.username.as_deref().unwrap_or("(none)");
+    let m = f.message.as_str();
+    let lower = m.to_ascii_lowercase();
+    if code == Some(13) || lower.contains("unauthorized") || lower.contains("not authorized") {
+        let detail = match &target.username {
+            Some(u) => format!(
+                "{} is not allowed for user {u}; grant it the clusterMonitor role",
+                f.command
+            ),
+            None => format!(
+                "{} is not allowed without authentication; set targets[{index}].username to a user with the clusterMonitor role",
+                f.command
+            ),
+        };
+        return ("privileges", detail);
+    }
+    if f.kind == "auth" || code == Some(18) {
+        return (
+            "auth",
+            format!(
+                "authentication failed for user {user}; check targets[{index}].username and its password"
+            ),
+        );
+    }
+    if lower.contains("failed to lookup address")
+        || lower.contains("name or service not known")
+        || lower.contains("dns")
+        || f.kind == "dns"
+    {
+        return (
+            "dns",
+            format!("cannot resolve the host name of {host}; check DNS or /etc/hosts"),
+        );
+    }
+    if lower.contains("connection refused") {
+        return (
+            "refused",
+            format!("nothing accepts connections on {host}; is the server up, and the port open to this machine?"),
+        );
+    }
+    if lower.contains("certificate") || lower.contains("tls") || lower.contains("ssl") {
+        return ("tls", format!("TLS handshake failed ({m})"));
+    }
+    if f.kind == "timeout" || lower.contains("timed out") || lower.contains("timeout") {
+        return (
+            "timeout",
+            format!(
+                "no answer within {} ms; check firewalls between this machine and {host}",
+                timeout.as_millis()
+            ),
+        );
+    }
+    ("error", m.to_string())
+}
+
+/// POSTs an empty batch to one upload target the way the uploader would
+/// (same proxy tunnel, TLS settings and credentials): a receiver that
+/// answers at all is reachable, 401/403 rejects our credentials, 404/405
+/// means the URL is wrong.
+pub async fn check_upload(u: &UploadSettings) -> CheckLine {
+    let endpoint = redact_uri(&u.url);
+    let authority = u
+        .url
+        .parse::<awc::http::Uri>()
+        .ok()
+        .and_then(|uri| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| endpoint.clone());
+    let via = match &u.proxy {
+        Some(p) => format!(" through the proxy {}:{}", p.host, p.port),
+        None => String::new(),
+    };
+    let fail = |reason, detail| CheckLine::fail("upload", &endpoint, &u.name, reason, detail);
+    match crate::actors::uploader::probe(u).await {
+        Ok(code) => match code {
+            200..=299 => CheckLine::ok(
+                "upload",
+                &endpoint,
+                &u.name,
+                format!("HTTP {code}: accepted an empty batch{via}"),
+            ),
+            400 => CheckLine::ok(
+                "upload",
+                &endpoint,
+                &u.name,
+                format!("HTTP 400: reachable (refused an empty test batch){via}"),
+            ),
+            401 | 403 => fail(
+                "auth",
+                format!(
+                    "HTTP {code}: the receiver rejected the credentials; check upload.api_key, bearer_token or username/password"
+                ),
+            ),
+            404 | 405 => fail(
+                "http",
+                format!("HTTP {code}: no such endpoint; check the path of upload.url"),
+            ),
+            _ => fail(
+                "http",
+                format!("HTTP {code}: the receiver answered with an error"),
+            ),
+        },
+        Err(e) => {
+            let text = e.to_string();
+            let lower = text.to_ascii_lowercase();
+            match &e {
+                UploadError::Timeout => fail(
+                    "timeout",
+                    format!(
+                        "no answer from {authority}{via} within {} s; check firewalls and upload.timeout_secs",
+                        u.timeout.as_secs()
+                    ),
+                ),
+                UploadError::Tls(_) => fail("tls", format!("TLS handshake with {authority} failed ({text})")),
+                _ if lower.contains("proxy requires authentication") => fail("auth", text),
+                _ if lower.contains("proxy") => fail("refused", text),
+                _ if lower.contains("resolv") || lower.contains("dns") => fail(
+                    "dns",
+                    format!("cannot resolve the host name of {authority}; check upload.url and DNS"),
+                ),
+                _ if lower.contains("refused") => fail(
+                    "refused",
+                    format!("nothing accepts connections on {authority}; is the receiver up, and the port open to this machine?"),
+                ),
+                _ => fail("error", text),
+            }
+        }
     }
 }
 
-/// POSTs an empty batch the way the uploader would (same proxy, TLS and
-/// authentication): a receiver that answers at all is reachable, one that
-/// says 401/403 rejects our credentials, 404/405 means the URL is wrong.
-async fn check_upload(u: &UploadSettings) -> CheckLine {
-    let endpoint = match &u.proxy {
-        Some(p) => format!("{} (via proxy {}:{})", redact_uri(&u.url), p.host, p.port),
-        None => redact_uri(&u.url),
-    };
-    match crate::actors::uploader::probe(u).await {
-        Ok(code) => {
-            let (ok, why) = match code {
-                200..=299 => (true, "accepted an empty batch"),
-                400 => (true, "reachable (refused an empty test batch)"),
-                401 | 403 => (false, "rejected the credentials; check the upload's api_key, bearer_token or username/password"),
-                404 | 405 => (false, "no such endpoint; check the path of upload.url"),
-                407 => (false, "the proxy wants credentials; put user:password in the proxy URL"),
-                500.. => (false, "receiver error"),
-                _ => (false, "unexpected answer"),
-            };
-            CheckLine {
-                ok,
-                kind: "upload",
-                endpoint,
-                detail: format!("HTTP {code}: {why}"),
-            }
-        }
-        Err(e) => CheckLine {
-            ok: false,
-            kind: "upload",
-            endpoint,
-            detail: format!("{} ({})", e, e.kind()),
-        },
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_aligned_and_summarised() {
+        let lines = vec![
+            CheckLine::ok("mongodb", "h:1", "c", "standalone".into()),
+            CheckLine::fail("upload", "http://u/", "upload", "refused", "x".into()),
+        ];
+        let t = render_table(&lines);
+        assert_eq!(
+            t,
+            "RESULT  KIND     ENDPOINT   TARGET  DETAIL\n\
+             OK      mongodb  h:1        c       standalone\n\
+             FAIL    upload   http://u/  upload  refused: x\n\
+             1 of 2 checks failed.\n"
+        );
+        let j: serde_json::Value = serde_json::from_str(&render_json(&lines)).unwrap();
+        assert_eq!(j["ok"], false);
+        assert_eq!(j["checks"][1]["reason"], "refused");
     }
 }

@@ -11,6 +11,7 @@ const EXAMPLES: &str = "\
 Examples:
   mongomon run --config /etc/mongomon/mongomon.toml
   mongomon run -c mongomon.toml --target mongodb://127.0.0.1:27017 --upload-url http://127.0.0.1:8428/write
+  mongomon init --api-key KEY --upload-url https://mon.example.net/write --target mongodb://db1:27017 --output mongomon.toml
   mongomon check -c mongomon.toml        # one OK/FAIL line per host and receiver
   mongomon config -c mongomon.toml       # the effective configuration, secrets redacted
   mongomon demo                          # a simulated sharded cluster, monitored live
@@ -114,13 +115,51 @@ impl Overrides {
 /// What to do.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Run the agent in the foreground until SIGTERM or SIGINT.
-    Run,
-    /// Connect to every configured host and to the receiver; one OK/FAIL
-    /// line each; exit status 1 if anything failed.
-    Check,
+    /// Run the agent in the foreground until SIGTERM or SIGINT. Refuses to
+    /// run as root.
+    Run {
+        /// Write the agent's pid to this file (removed on a clean exit); for
+        /// `nohup`, init scripts and logrotate's postrotate.
+        #[arg(long, value_name = "PATH")]
+        pidfile: Option<PathBuf>,
+        /// Run even as root (not recommended: the agent needs no privileges).
+        #[arg(long)]
+        allow_root: bool,
+    },
+    /// Discover every host from the targets' seeds (as `run` does), connect
+    /// to each and to the receiver; a table of OK or the precise failure
+    /// (dns, refused, timeout, tls, auth, privileges, http); exit status 1 if
+    /// anything failed.
+    Check {
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the effective configuration as TOML, secrets redacted.
     Config,
+    /// Write a ready configuration from the shipped template (mode 0600):
+    /// `mongomon init --api-key KEY --upload-url URL --target URI`.
+    /// Takes --upload-url and --target (repeatable) like `run`.
+    Init {
+        /// The receiver's API key (@API_KEY@ of the template). Prefer the
+        /// environment variable to the command line, which others can see.
+        #[arg(
+            long,
+            value_name = "KEY",
+            env = "MONGOMON_API_KEY",
+            hide_env_values = true
+        )]
+        api_key: Option<String>,
+        /// Reference this file (first line: the key) instead of writing the key.
+        #[arg(long, value_name = "PATH", conflicts_with = "api_key")]
+        api_key_file: Option<String>,
+        /// Where to write; `-` for stdout.
+        #[arg(long, short = 'o', value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
+        output: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
     /// Serve simulated MongoDB hosts (replica sets, sharded clusters,
     /// fleets, faults) on loopback from a topology file, until SIGINT/SIGTERM.
     Sim {

@@ -6,7 +6,8 @@
 //!
 //! # Module map
 //! - [`app`]: what each subcommand does (wiring config, logging and the actor system).
-//! - [`cli`]: the command line (clap derive): `run`, `check`, `config`.
+//! - [`cli`]: the command line (clap derive): `run`, `check`, `config`, `init`, `sim`, `demo`.
+//! - [`daemon`]: running as a service: the root refusal, the pid file, the world-readable-secret warning.
 //! - [`config`]: defaults → TOML → `MONGOMON_` env → CLI, validated into [`config::Settings`].
 //! - [`logging`]: slog drains (text or JSON, stderr or a reopenable file) with a level that can change at run time.
 //! - [`sample`]: [`sample::Sample`], one collected reply or host status, with the host's labels.
@@ -16,6 +17,7 @@
 //! - [`mongo`]: building per-host driver clients and running monitoring commands with timeouts.
 //! - [`actors`]: the actix actors: [`actors::supervisor`] owns [`actors::discovery`],
 //!   one [`actors::host_monitor`] per host, [`actors::batcher`] and [`actors::uploader`].
+//! - [`init`]: `mongomon init`, a ready configuration from `config/mongomon.toml.template`.
 //! - [`check`]: `mongomon check`, one OK/FAIL line per endpoint.
 //! - [`sim`]: the MongoDB wire-protocol simulator (replica sets, sharded clusters, fleets, faults) behind `mongomon sim` and `mongomon demo`.
 //! - [`signals`]: maps SIGTERM/SIGINT/SIGHUP to messages for the supervisor.
@@ -25,8 +27,10 @@ pub mod app;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod format;
+pub mod init;
 pub mod logging;
 pub mod mongo;
 pub mod sample;

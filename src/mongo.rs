@@ -147,7 +147,12 @@ pub fn classify(command: &'static str, e: &Error) -> Failure {
         ErrorKind::InvalidResponse { .. } => "bad_reply",
         _ => "other",
     };
-    let text = e.to_string();
+    // A command error says it all in code, name and errmsg; the driver's
+    // Display would add labels and the raw reply as hex.
+    let text = match e.kind.as_ref() {
+        ErrorKind::Command(c) => format!("error {} ({}): {}", c.code, c.code_name, c.message),
+        _ => e.to_string(),
+    };
     let message: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     Failure {
         kind,

@@ -200,3 +200,19 @@ fn demo_runs_without_any_configuration() {
         "every host up: {last}"
     );
 }
+
+#[test]
+fn config_also_says_when_run_would_refuse_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "[[targets]]\nname = \"a\"\nuri = \"mongodb://127.0.0.1:1\"\n[[targets]]\nname = \"a\"\nuri = \"mongodb://127.0.0.1:2\"\n[upload]\nurl = \"http://127.0.0.1:2/write\"\n",
+    );
+    let o = mongomon(&["config", "-c", &path], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("targets[1].name"), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("[[targets]]"),
+        "still printed"
+    );
+}

@@ -28,7 +28,13 @@ fn agent_with_env(config: &str, env: &[(&str, String)]) -> Agent {
     std::fs::write(&path, config).expect("config");
     let log = std::fs::File::create(dir.path().join("agent.log")).expect("log");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mongomon"));
-    cmd.args(["run", "-v", "--config"])
+    cmd.args(["run", "-v"])
+        .args(if common::is_root() {
+            &["--allow-root"][..]
+        } else {
+            &[]
+        })
+        .arg("--config")
         .arg(&path)
         .env("MONGOMON_AGENT__SPOOL_DIR", dir.path().join("spool"))
         .env_remove("https_proxy")

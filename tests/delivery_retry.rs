@@ -192,7 +192,13 @@ fn unwritable_spool_is_an_error_in_the_log_and_the_agent_keeps_delivering() {
     std::fs::write(&cfg, config(&host, &rcv.url(), "gzip = false\n", "")).unwrap();
     let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mongomon"));
-    cmd.args(["run", "-q", "--config"])
+    cmd.args(["run", "-q"])
+        .args(if common::is_root() {
+            &["--allow-root"][..]
+        } else {
+            &[]
+        })
+        .arg("--config")
         .arg(&cfg)
         .env("MONGOMON_AGENT__SPOOL_DIR", dir.path().join("spool"))
         .stdin(Stdio::null())

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod deploy;
 pub mod http;
 pub mod receiver;
 pub mod servers;
@@ -45,6 +46,12 @@ fn wait_port(port: u16, what: &str, child: &mut Child) {
         }
         TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
     });
+}
+
+/// Whether the tests run as root (CI does).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// Sends a signal to a process.
@@ -91,6 +98,12 @@ impl Secantus {
     }
 
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_at(":memory:", extra)
+    }
+
+    /// A server on `storage` (a directory, or `:memory:`): a disk store
+    /// survives a restart, e.g. to create users, then restart with `--auth`.
+    pub fn start_at(storage: &str, extra: &[&str]) -> Self {
         let bin = venv().join("bin/secantusd-py");
         assert!(
             bin.exists(),
@@ -107,7 +120,7 @@ impl Secantus {
                 "--port",
                 &port.to_string(),
                 "--storage-path",
-                ":memory:",
+                storage,
             ])
             .args(extra)
             .stdin(Stdio::null())
@@ -129,6 +142,13 @@ impl Secantus {
 
     pub fn uri(&self) -> String {
         format!("mongodb://{}", self.addr())
+    }
+
+    /// Stops the server with SIGTERM and waits, so that what it wrote to a
+    /// disk store (users, data) is there after a restart.
+    pub fn stop_gracefully(mut self) {
+        signal(self.child.id(), libc::SIGTERM);
+        let _ = self.child.wait();
     }
 
     /// Kills the server (SIGKILL), as a crash would.
@@ -287,6 +307,12 @@ pub struct Agent {
 impl Agent {
     /// Starts `mongomon run` with `config` (TOML) written to a file.
     pub fn start(config: &str) -> Self {
+        Self::start_with(config, &[])
+    }
+
+    /// Like [`Agent::start`], with extra arguments after `run`. As root (CI)
+    /// `--allow-root` is added: `run` refuses uid 0 otherwise.
+    pub fn start_with(config: &str, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("mongomon.toml");
         std::fs::write(&path, config).expect("write config");
@@ -297,7 +323,14 @@ impl Agent {
             cmd.env("MONGOMON_AGENT__SPOOL_DIR", dir.path().join("spool"));
         }
         let child = cmd
-            .args(["run", "-v", "--config"])
+            .args(["run", "-v"])
+            .args(if is_root() {
+                &["--allow-root"][..]
+            } else {
+                &[]
+            })
+            .args(extra)
+            .arg("--config")
             .arg(&path)
             .env_remove("MONGOMON_CONFIG")
             .stdin(Stdio::null())
@@ -335,6 +368,21 @@ impl Agent {
 
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Waits for an agent the test killed (SIGKILL) to be reaped.
+    pub fn stop_killed(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("agent running");
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGTERM, then waits (up to `limit`) for the exit status.

@@ -48,7 +48,11 @@ pub struct Discovery {
     log: Logger,
     stop_requested: bool,
     tick: Option<SpawnHandle>,
+    announce_pending: Option<SpawnHandle>,
 }
+
+/// How long resolved targets wait to be announced together.
+const ANNOUNCE_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Discovery {
     pub fn new(
@@ -71,6 +75,7 @@ impl Discovery {
             log: log.new(slog::o!("actor" => "discovery")),
             stop_requested: false,
             tick: None,
+            announce_pending: None,
         };
         d.set_targets(targets);
         d
@@ -157,7 +162,7 @@ impl Discovery {
                 }
             }
             let again = act.targets.get_mut(&name).map(|s| std::mem::replace(&mut s.again, false)).unwrap_or(false);
-            act.announce();
+            act.announce_soon(ctx);
             if again {
                 act.refresh(&name, ctx);
             }
@@ -221,14 +226,35 @@ impl Discovery {
         }
     }
 
+    /// Announces soon rather than now: when thousands of targets resolve
+    /// within moments of each other (a fleet configured host by host), one
+    /// announcement covers them all instead of one per target, each
+    /// walking every host.
+    fn announce_soon(&mut self, ctx: &mut Context<Self>) {
+        if self.announce_pending.is_some() {
+            return;
+        }
+        self.announce_pending = Some(ctx.run_later(ANNOUNCE_DELAY, |act, _| {
+            act.announce_pending = None;
+            act.announce();
+        }));
+    }
+
     fn announce(&mut self) {
         let mut wanted: BTreeMap<String, HostSpec> = BTreeMap::new();
+        // Targets not resolved yet keep what they had: one pass over the
+        // announced hosts, not one per target.
+        for (addr, spec) in &self.announced {
+            if self
+                .targets
+                .get(&spec.target)
+                .is_some_and(|t| t.options.is_none())
+            {
+                wanted.insert(addr.clone(), spec.clone());
+            }
+        }
         for (name, state) in &self.targets {
             let Some(opts) = &state.options else {
-                // Not resolved yet: keep what this target had.
-                for (addr, spec) in self.announced.iter().filter(|(_, s)| &s.target == name) {
-                    wanted.insert(addr.clone(), spec.clone());
-                }
                 continue;
             };
             for (addr, f) in &state.hosts {

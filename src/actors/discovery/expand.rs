@@ -284,10 +284,19 @@ async fn hidden_members(
                 })
                 .unwrap_or_default();
         }
-        Err(f) => problems.push(format!(
-            "{addr}: cannot read replSetGetConfig ({}: {}); falling back to replSetGetStatus, grant clusterMonitor to see every member",
-            f.kind, f.message
-        )),
+        Err(f) => {
+            // Unauthorized is fixed by a role; a server without the command
+            // (59) is not, and saying "grant a role" there would mislead.
+            let fix = match cfg.code {
+                Some(59) => "this server has no replSetGetConfig",
+                Some(13) => "grant the user the clusterMonitor role to see hidden members",
+                _ => "hidden members may be missed",
+            };
+            problems.push(format!(
+                "{addr}: cannot read replSetGetConfig ({}: {}); falling back to replSetGetStatus ({fix})",
+                f.kind, f.message
+            ))
+        }
     }
     let status = mongo::run(client, "replSetGetStatus", None, t).await;
     match status.result {

@@ -144,6 +144,8 @@ struct DropLog {
 
 const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 const SPOOL_ERROR_LOG_EVERY: Duration = Duration::from_secs(60);
+/// Health batches sent in a row before a waiting bulk one gets its turn.
+const HEALTH_BURST: u32 = 4;
 
 /// The batches of one upload target.
 pub struct BatchQueue {
@@ -160,6 +162,8 @@ pub struct BatchQueue {
     /// logged (at most one a minute, with the count meanwhile).
     spool_failing: Option<Instant>,
     spool_failures: u64,
+    /// Health batches sent in a row while bulk ones waited.
+    health_streak: u32,
 }
 
 impl std::fmt::Debug for BatchQueue {
@@ -193,6 +197,7 @@ impl BatchQueue {
             drops: DropLog::default(),
             spool_failing: None,
             spool_failures: 0,
+            health_streak: 0,
         };
         if let Some((spool, replay, mode)) = spool {
             AgentStats::add(&q.stats.spool_corrupt_records, replay.corrupt_records);
@@ -433,7 +438,15 @@ impl BatchQueue {
     /// and counted.
     pub fn begin_send(&mut self) -> Option<Batch> {
         loop {
-            let found = [Class::Health, Class::Bulk].into_iter().find_map(|c| {
+            // Health first, but never only health: after a few in a row,
+            // one bulk batch goes, so a receiver slower than the health
+            // stream alone still drains the backlog.
+            let order = if self.health_streak >= HEALTH_BURST {
+                [Class::Bulk, Class::Health]
+            } else {
+                [Class::Health, Class::Bulk]
+            };
+            let found = order.into_iter().find_map(|c| {
                 let lane = match c {
                     Class::Health => &self.health,
                     Class::Bulk => &self.bulk,
@@ -472,6 +485,11 @@ impl BatchQueue {
                     self.remove(&id);
                     continue;
                 }
+            };
+            let bulk_waits = self.bulk.iter().any(|e| !e.in_flight);
+            self.health_streak = match class {
+                Class::Health if bulk_waits => self.health_streak + 1,
+                _ => 0,
             };
             let e = &mut self.lane(class)[pos];
             e.in_flight = true;
@@ -721,6 +739,20 @@ mod tests {
         assert_eq!(q.in_flight(), 3);
         q.end_send("bulk1", Outcome::Retry);
         assert_eq!(q.begin_send().unwrap().id, "bulk1");
+    }
+
+    #[test]
+    fn bulk_is_not_starved_by_a_steady_health_stream() {
+        let (mut q, _) = memory(1 << 20);
+        q.push(batch("old-bulk", 10, 1, Class::Bulk));
+        let mut sent = Vec::new();
+        for i in 0..6 {
+            q.push(batch(&format!("h{i}"), 10, 1, Class::Health));
+            let b = q.begin_send().unwrap();
+            q.end_send(&b.id, Outcome::Delivered);
+            sent.push(b.id);
+        }
+        assert_eq!(&sent[..5], ["h0", "h1", "h2", "h3", "old-bulk"], "{sent:?}");
     }
 
     #[test]

@@ -1,0 +1,203 @@
+//! Running as a service: the root refusal, the pid file, and the warning
+//! about a configuration file that others can read while it holds a secret.
+//!
+//! The deployment guide asks that the agent never run as root; a monitoring
+//! agent needs no privilege beyond reaching the network, so `run` refuses uid
+//! 0 unless told otherwise. The pid file is what the init script, logrotate's
+//! `postrotate` and `nohup` users signal; it is written atomically and
+//! removed on a clean exit only if it still names this process.
+
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::RawConfig;
+
+/// How to create the service user, quoted by the refusal.
+pub const CREATE_USER_HINT: &str =
+    "useradd --system --user-group --home-dir /var/lib/mongomon --shell /usr/sbin/nologin mongomon";
+
+/// Why `run` refuses to start as root, or `None` when it may start.
+/// `euid` is a parameter so the decision can be tested without being root.
+pub fn root_refusal(euid: u32, allow_root: bool) -> Option<String> {
+    if euid != 0 || allow_root {
+        return None;
+    }
+    Some(format!(
+        "Refusing to run as root: the agent needs no privileges. Create a service user ({CREATE_USER_HINT}) \
+         and start mongomon as that user (the packaged systemd unit and init script do), or pass --allow-root to override."
+    ))
+}
+
+/// The effective user id of this process.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid(2) has no preconditions and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
+/// A pid file that names this process while it lives.
+#[derive(Debug)]
+pub struct PidFile {
+    path: PathBuf,
+    pid: u32,
+}
+
+impl PidFile {
+    /// Writes the current pid to `path` (through a temporary file and a
+    /// rename, so a reader never sees a half-written number).
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let pid = std::process::id();
+        let tmp = path.with_extension(format!("tmp{pid}"));
+        std::fs::write(&tmp, format!("{pid}\n"))
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot write the pid file {} ({e}); create its directory, owned by the agent's user, or change --pidfile",
+                        path.display()
+                    ),
+                )
+            })?;
+        Ok(PidFile {
+            path: path.to_path_buf(),
+            pid,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        // Another instance may have taken the path over; leave its file alone.
+        let ours = std::fs::read_to_string(&self.path)
+            .map(|s| s.trim() == self.pid.to_string())
+            .unwrap_or(false);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Which secrets the raw configuration holds in the file itself (not in a
+/// `*_file` or the environment), by key.
+pub fn secrets_in(raw: &RawConfig) -> Vec<String> {
+    let mut keys = Vec::new();
+    for (i, t) in raw.targets.iter().enumerate() {
+        if t.password.is_some() {
+            keys.push(format!("targets[{i}].password"));
+        }
+        if crate::config::redact_uri(&t.uri) != t.uri {
+            keys.push(format!("targets[{i}].uri"));
+        }
+    }
+    let many = raw.upload.many || raw.upload.entries.len() > 1;
+    for (i, u) in raw.upload.entries.iter().enumerate() {
+        let prefix = if many {
+            format!("upload[{i}]")
+        } else {
+            "upload".into()
+        };
+        for (name, set) in [
+            ("api_key", u.api_key.is_some()),
+            ("bearer_token", u.bearer_token.is_some()),
+            ("password", u.password.is_some()),
+            (
+                "proxy",
+                u.proxy
+                    .as_deref()
+                    .is_some_and(|p| crate::config::redact_uri(p) != p),
+            ),
+            ("url", crate::config::redact_uri(&u.url) != u.url),
+        ] {
+            if set {
+                keys.push(format!("{prefix}.{name}"));
+            }
+        }
+    }
+    keys
+}
+
+/// A warning for a configuration file that other users may read while it
+/// holds a secret; `None` when the file is private enough or holds none.
+/// (Secrets that came from the environment are counted too: the check is
+/// deliberately cautious, the fix is the same.)
+pub fn world_readable_secret_warning(path: &Path, raw: &RawConfig) -> Option<String> {
+    let mode = std::fs::metadata(path).ok()?.mode();
+    if mode & 0o004 == 0 {
+        return None;
+    }
+    let keys = secrets_in(raw);
+    if keys.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "The configuration file {} is readable by every user (mode {:04o}) and holds {}; run chmod 600 (or chmod 640 with group mongomon) on it, or move the secret to password_file/api_key_file.",
+        path.display(),
+        mode & 0o7777,
+        keys.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_is_refused_unless_allowed() {
+        let msg = root_refusal(0, false).expect("refused");
+        assert!(
+            msg.contains("useradd") && msg.contains("--allow-root"),
+            "{msg}"
+        );
+        assert!(msg.ends_with('.'));
+        assert_eq!(root_refusal(0, true), None);
+        assert_eq!(root_refusal(1000, false), None);
+    }
+
+    #[test]
+    fn pid_file_names_us_and_is_removed_only_if_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.pid");
+        let f = PidFile::create(&p).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        drop(f);
+        assert!(!p.exists());
+        let f = PidFile::create(&p).unwrap();
+        std::fs::write(&p, "1\n").unwrap();
+        drop(f);
+        assert!(p.exists(), "another process's pid file is left alone");
+        let err = PidFile::create(&dir.path().join("no/such/dir.pid")).unwrap_err();
+        assert!(err.to_string().contains("--pidfile"), "{err}");
+    }
+
+    #[test]
+    fn world_readable_secret_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.toml");
+        std::fs::write(&p, "").unwrap();
+        let mut raw = RawConfig::default();
+        raw.upload.entries[0].api_key = Some("k".into());
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let w = world_readable_secret_warning(&p, &raw).expect("warned");
+        assert!(
+            w.contains("upload.api_key") && w.contains("chmod 600"),
+            "{w}"
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(world_readable_secret_warning(&p, &raw), None);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            world_readable_secret_warning(&p, &RawConfig::default()),
+            None
+        );
+    }
+}
