@@ -15,6 +15,39 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     crate::install_crypto_provider();
     // These two need no configuration file.
     match &cli.command {
+        Command::Bench {
+            hosts,
+            duration_secs,
+            warmup_secs,
+            json,
+            work_dir,
+            agent_bin,
+            peer,
+        } => {
+            let interval_secs = cli.overrides.interval_secs.unwrap_or(10).max(1) as u64;
+            let (hosts, duration_secs, warmup_secs) = (*hosts, *duration_secs, *warmup_secs);
+            return bench(crate::bench::BenchOptions {
+                hosts,
+                interval: std::time::Duration::from_secs(interval_secs),
+                duration: std::time::Duration::from_secs(duration_secs.max(1)),
+                warmup: std::time::Duration::from_secs(warmup_secs),
+                agent_bin: match agent_bin {
+                    Some(p) => p.clone(),
+                    None => std::env::current_exe().context("cannot find this executable")?,
+                },
+                work_dir: match work_dir {
+                    Some(d) => d.clone(),
+                    None => std::env::temp_dir().join(format!("mongomon-bench-{}", std::process::id())),
+                },
+                peers: peer
+                    .iter()
+                    .map(|p| match p.split_once('=') {
+                        Some((n, s)) => Ok((n.to_string(), std::path::PathBuf::from(s))),
+                        None => Err(anyhow::anyhow!("--peer {p}: expected NAME=SCRIPT, e.g. telegraf=benches/peers/telegraf.sh")),
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            }, json.clone());
+        }
         Command::Demo { duration_secs } => {
             return crate::demo::run(duration_secs.map(std::time::Duration::from_secs))
         }
@@ -88,10 +121,28 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             let pidfile = pidfile.clone();
             run(settings, raw, &cli, overrides, allow_root, pidfile)
         }
-        Command::Demo { .. } | Command::Sim { .. } | Command::Init { .. } => {
+        Command::Demo { .. }
+        | Command::Sim { .. }
+        | Command::Init { .. }
+        | Command::Bench { .. } => {
             unreachable!("handled above")
         }
     }
+}
+
+/// `mongomon bench`: one run, the table on stdout, the report as JSON.
+fn bench(
+    o: crate::bench::BenchOptions,
+    json: Option<std::path::PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let report = crate::bench::run(&o)?;
+    print!("{}", crate::bench::render(&report));
+    let text = serde_json::to_string_pretty(&report)?;
+    if let Some(path) = json {
+        std::fs::write(&path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `mongomon sim`: serves the topology until a signal (or the duration).

@@ -55,7 +55,7 @@ pub struct Overrides {
     #[arg(long, global = true, value_name = "URL")]
     pub upload_url: Option<String>,
 
-    /// upload.format: influx or json.
+    /// upload.format: influx, json, remote_write or vm_import.
     #[arg(long, global = true, value_name = "FORMAT")]
     pub upload_format: Option<String>,
 
@@ -169,6 +169,32 @@ pub enum Command {
         /// Stop after this many seconds instead of waiting for a signal.
         #[arg(long, value_name = "SECS")]
         duration_secs: Option<u64>,
+    },
+    /// The many-host harness: the simulator with N hosts, the real agent
+    /// at the given interval against a counting receiver; a table on stdout
+    /// and a JSON report (see BENCHMARKS.md).
+    Bench {
+        /// Simulated hosts (a mix of replica-set members and mongos). The
+        /// agent's interval is the global --interval-secs (default 10).
+        #[arg(long, default_value_t = 100)]
+        hosts: usize,
+        /// Measured window, after the warm-up.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        duration_secs: u64,
+        #[arg(long, value_name = "SECS", default_value_t = 20)]
+        warmup_secs: u64,
+        /// Write the report here as JSON.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+        /// Configs, logs and the spool of the run (default: a new temporary directory).
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+        /// The agent binary to measure (default: this one).
+        #[arg(long, value_name = "PATH")]
+        agent_bin: Option<PathBuf>,
+        /// A peer to run on the same hosts afterwards: NAME=SCRIPT (see benches/peers/).
+        #[arg(long, value_name = "NAME=SCRIPT")]
+        peer: Vec<String>,
     },
     /// The agent against a built-in simulated cluster, shown live in the
     /// terminal. Needs no MongoDB, receiver or configuration.

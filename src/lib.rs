@@ -21,9 +21,11 @@
 //! - [`check`]: `mongomon check`, one OK/FAIL line per endpoint.
 //! - [`sim`]: the MongoDB wire-protocol simulator (replica sets, sharded clusters, fleets, faults) behind `mongomon sim` and `mongomon demo`.
 //! - [`signals`]: maps SIGTERM/SIGINT/SIGHUP to messages for the supervisor.
+//! - [`bench`]: `mongomon bench`, the many-host harness (simulator, agent process, counting receiver).
 
 pub mod actors;
 pub mod app;
+pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod config;

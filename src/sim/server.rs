@@ -5,7 +5,7 @@
 //! own single-threaded tokio runtime so the agent can embed it in-process.
 
 use super::commands::{self, ConnCtx};
-use super::state::{Effect, HostId, HostKind, World};
+use super::state::{Effect, HostCounters, HostId, HostKind, World};
 use super::topology::{parse_loopback, Action, Topology};
 use super::wire::{self, Framing, WireError};
 use super::SimError;
@@ -361,6 +361,16 @@ async fn connection(sh: Arc<Shared>, id: HostId, stream: TcpStream, io: Arc<Host
                 commands::dispatch(&w, &mut ctx, &cmd)
             };
             counters.commands.fetch_add(1, Ordering::Relaxed);
+            // A conversation starts with saslStart, or inside the handshake
+            // (hello's speculativeAuthenticate), as drivers do since 4.4.
+            if cmd
+                .keys()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("saslStart"))
+                || cmd.contains_key("speculativeAuthenticate")
+            {
+                counters.auth_handshakes.fetch_add(1, Ordering::Relaxed);
+            }
             if more_to_come {
                 break;
             }
@@ -491,6 +501,18 @@ impl SimHandle {
     /// Every host (retired ones excluded).
     pub fn hosts(&self) -> Vec<HostInfo> {
         host_infos(&lock(&self.shared.world))
+    }
+
+    /// Each live host's counters (connections, bytes, commands, SCRAM
+    /// handshakes), for benches that measure what a monitoring agent costs
+    /// the servers.
+    pub fn counters(&self) -> Vec<(SocketAddr, Arc<HostCounters>)> {
+        let w = lock(&self.shared.world);
+        w.hosts
+            .iter()
+            .filter(|h| h.alive)
+            .map(|h| (h.addr, h.counters.clone()))
+            .collect()
     }
 
     /// Members of a replica set (config order), shards and config servers included.

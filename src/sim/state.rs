@@ -172,6 +172,8 @@ pub struct HostCounters {
     pub requests: AtomicU64,
     /// Commands answered.
     pub commands: AtomicU64,
+    /// SCRAM conversations started (`saslStart`).
+    pub auth_handshakes: AtomicU64,
     /// Next connectionId.
     pub next_conn_id: AtomicI64,
 }

@@ -1,0 +1,743 @@
+//! `mongomon bench`: the many-host harness.
+//!
+//! One run: the simulator serves N hosts in this process (3-member replica
+//! sets, a sharded cluster whose mongos make up about 5 % of the fleet, the
+//! real 4.2.8 `serverStatus` everywhere, SCRAM-SHA-256 on), a receiver in
+//! this process counts every `mongodb` (up) line that arrives, and the real
+//! agent binary runs as a child process with one seed per replica set and
+//! one mongos for the cluster, so discovery does the rest. After a warm-up,
+//! the measured window gives:
+//!
+//! - the agent's CPU seconds per 1,000 host-samples, RSS (total, per host),
+//!   threads and sockets per host, from `/proc`;
+//! - schedule accuracy: each sample's lateness against its grid point
+//!   (`k × interval + the host's phase`, as the agent schedules), p50/p99/max,
+//!   and the share of samples more than 1 s late or missing;
+//! - freshness: sample time to its arrival at the receiver, p50/p99;
+//! - what it cost the servers, from the simulator's counters: commands and
+//!   bytes per host per interval, connections opened and SCRAM handshakes
+//!   per host over the run.
+//!
+//! Peers (`--peer NAME=SCRIPT`) run after the agent against the same
+//! simulated hosts, same interval and duration; each script writes a
+//! `summary.json` whose CPU and RSS figures are set beside the agent's.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::actors::host_monitor::phase_offset;
+use crate::sim::{SimHandle, Simulator, Topology};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub hosts: usize,
+    pub interval: Duration,
+    /// Measured window, after the warm-up.
+    pub duration: Duration,
+    pub warmup: Duration,
+    /// The agent binary (default: this executable).
+    pub agent_bin: PathBuf,
+    /// Where configs, logs and the spool go.
+    pub work_dir: PathBuf,
+    /// `(name, script)`: run as `script HOSTS_FILE INTERVAL_SECS DURATION_SECS OUT_DIR`.
+    pub peers: Vec<(String, PathBuf)>,
+}
+
+/// Distribution of a set of milliseconds.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Quantiles {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+fn quantiles(mut v: Vec<f64>) -> Quantiles {
+    if v.is_empty() {
+        return Quantiles::default();
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    Quantiles {
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        max_ms: v[v.len() - 1],
+    }
+}
+
+/// One process's resources, as read from `/proc`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcStat {
+    pub cpu_seconds: f64,
+    pub rss_kib: u64,
+    pub threads: u64,
+    pub sockets: u64,
+}
+
+/// Reads utime+stime, VmRSS, Threads and socket fds of `pid`.
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may hold spaces: ") S ppid ...".
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // SAFETY: sysconf has no side effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let sockets = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .map(|l| l.to_string_lossy().starts_with("socket:"))
+                        .unwrap_or(false)
+                })
+                .count() as u64
+        })
+        .unwrap_or(0);
+    Some(ProcStat {
+        cpu_seconds: ticks / hz,
+        rss_kib: field("VmRSS:"),
+        threads: field("Threads:"),
+        sockets,
+    })
+}
+
+/// What the receiver saw.
+#[derive(Debug, Default)]
+struct Seen {
+    /// host → (sample time ms, arrival ms) of each `mongodb` line.
+    samples: HashMap<String, Vec<(i64, i64)>>,
+    requests: u64,
+    bytes: u64,
+    lines: u64,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A line-protocol receiver that answers 204 and records `mongodb` lines.
+struct Receiver {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Seen>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    fn start() -> anyhow::Result<Receiver> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let (s, st) = (s.clone(), st.clone());
+                        std::thread::spawn(move || serve(conn, s, st));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Ok(Receiver { addr, seen, stop })
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>) {
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+    let Ok(mut w) = conn.try_clone() else { return };
+    let mut r = BufReader::new(conn);
+    while !stop.load(Ordering::Relaxed) {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(_) => return,
+        }
+        let (mut len, mut gz) = (0usize, false);
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end().to_ascii_lowercase();
+            if h.is_empty() {
+                break;
+            }
+            if let Some(v) = h.strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+            if h.starts_with("content-encoding:") && h.contains("gzip") {
+                gz = true;
+            }
+        }
+        let mut body = vec![0u8; len];
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
+        let arrived = now_ms();
+        let text = if gz {
+            let mut out = String::new();
+            let _ = flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut out);
+            out
+        } else {
+            String::from_utf8_lossy(&body).into_owned()
+        };
+        {
+            let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
+            s.requests += 1;
+            s.bytes += len as u64;
+            for l in text.lines() {
+                s.lines += 1;
+                let Some(rest) = l.strip_prefix("mongodb,") else {
+                    continue;
+                };
+                let host = rest
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("host="))
+                    .map(|h| h.split(' ').next().unwrap_or(h));
+                let ts = l.rsplit(' ').next().and_then(|t| t.parse::<i64>().ok());
+                if let (Some(h), Some(ts)) = (host, ts) {
+                    s.samples
+                        .entry(h.to_string())
+                        .or_default()
+                        .push((ts / 1_000_000, arrived));
+                }
+            }
+        }
+        if w.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// The simulated fleet for `n` hosts.
+fn topology(n: usize) -> (String, usize) {
+    let mongos = (n / 20).max(1);
+    let cluster = 3 + 2 * 3 + mongos;
+    let rest = n.saturating_sub(cluster);
+    let sets = rest / 3;
+    let standalones = rest - sets * 3;
+    // Ports of their own for big fleets (127.x.y.z:27017, like real hosts);
+    // free ports on 127.0.0.1 for small ones.
+    let addresses = if n > 500 {
+        "addresses = \"auto\"\nauto_base = \"127.3.0.1\"\nauto_port = 27017\n"
+    } else {
+        ""
+    };
+    let mut t = format!(
+        "[simulator]\n{addresses}\n\
+         [[users]]\nname = \"mongomon\"\npassword = \"bench-pw\"\n\
+         [[fleet]]\nname_prefix = \"rs\"\nreplica_sets = {sets}\nmembers_per_set = 3\nstandalones = {standalones}\nversions = [\"4.4.29\"]\n\
+         [[sharded_cluster]]\nname = \"shop\"\nversion = \"4.4.29\"\n\
+         [sharded_cluster.config_server]\nname = \"cfg\"\nmembers = [{{}}, {{}}, {{}}]\n"
+    );
+    for s in 0..2 {
+        t.push_str(&format!(
+            "[[sharded_cluster.shards]]\nname = \"shard{s:02}\"\nmembers = [{{}}, {{}}, {{}}]\n"
+        ));
+    }
+    for _ in 0..mongos {
+        t.push_str("[[sharded_cluster.mongos]]\n");
+    }
+    (t, cluster + sets * 3 + standalones)
+}
+
+/// The agent's configuration: one seed per replica set and per standalone,
+/// one mongos for the cluster.
+fn agent_config(sim: &SimHandle, o: &BenchOptions, receiver: SocketAddr) -> String {
+    let dir = o.work_dir.display();
+    let mut c = format!(
+        "[agent]\ninterval_secs = {}\ncommand_timeout_ms = 5000\nconnect_timeout_ms = 3000\n\
+         spool_dir = \"{dir}/spool\"\nlog_file = \"{dir}/agent.log\"\nshutdown_timeout_secs = 10\nname = \"bench\"\n\
+         [upload]\nurl = \"http://{receiver}/write\"\n",
+        o.interval.as_secs().max(1)
+    );
+    let mut seeded = std::collections::BTreeSet::new();
+    for h in sim.hosts() {
+        let seed = match (&h.set, &h.cluster, h.role.as_str()) {
+            (_, Some(cluster), "mongos") => format!("cluster:{cluster}"),
+            (Some(_), Some(_), _) => continue,
+            (Some(set), None, _) => format!("set:{set}"),
+            _ => format!("host:{}", h.addr),
+        };
+        if seeded.insert(seed.clone()) {
+            c.push_str(&format!(
+                "[[targets]]\nname = \"{}\"\nuri = \"mongodb://mongomon:bench-pw@{}/?authSource=admin\"\n",
+                seed.replace(':', "-"),
+                h.addr
+            ));
+        }
+    }
+    c
+}
+
+/// The figures of one agent (or peer) run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AgentFigures {
+    pub cpu_seconds: f64,
+    pub cpu_seconds_per_1000_host_samples: f64,
+    pub cores: f64,
+    pub rss_kib: u64,
+    pub rss_kib_per_host: f64,
+    pub threads: u64,
+    pub sockets_per_host: f64,
+}
+
+/// What `bench` reports.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub hosts: usize,
+    pub hosts_seen: usize,
+    pub interval_secs: u64,
+    pub window_secs: f64,
+    pub machine: String,
+    pub date: String,
+    pub agent: AgentFigures,
+    pub host_samples: u64,
+    pub expected_host_samples: u64,
+    pub lateness: Quantiles,
+    /// Share of expected samples more than 1 s late or missing.
+    pub late_or_missing_share: f64,
+    pub missing: u64,
+    pub freshness: Quantiles,
+    pub server_commands_per_host_per_interval: f64,
+    pub server_bytes_per_host_per_interval: f64,
+    pub connections_opened_per_host: f64,
+    pub scram_handshakes_per_host: f64,
+    pub receiver_requests: u64,
+    pub receiver_bytes: u64,
+    pub peers: Vec<PeerFigures>,
+}
+
+/// A peer's figures beside the agent's.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PeerFigures {
+    pub name: String,
+    pub hosts: usize,
+    pub summary: serde_json::Value,
+    /// mongomon / peer, CPU per host-sample (lower is better for mongomon).
+    pub cpu_per_host_sample_ratio: Option<f64>,
+    /// mongomon / peer, RSS per host.
+    pub rss_per_host_ratio: Option<f64>,
+}
+
+fn counters_total(sim: &SimHandle) -> (u64, u64, u64, u64) {
+    use crate::sim::state::HostCounters as C;
+    let mut t = (0, 0, 0, 0);
+    for (_, c) in sim.counters() {
+        t.0 += C::get(&c.commands);
+        t.1 += C::get(&c.bytes_in) + C::get(&c.bytes_out);
+        t.2 += C::get(&c.conns_created);
+        t.3 += C::get(&c.auth_handshakes);
+    }
+    t
+}
+
+/// Runs one benchmark.
+pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
+    std::fs::create_dir_all(&o.work_dir)
+        .with_context(|| format!("cannot create {}", o.work_dir.display()))?;
+    crate::sim::server::raise_nofile_limit();
+    let (toml, n) = topology(o.hosts);
+    let sim = Simulator::start(Topology::from_toml_str(&toml).context("bench topology")?)
+        .context("cannot start the simulator")?;
+    let receiver = Receiver::start()?;
+    let cfg_path = o.work_dir.join("mongomon.toml");
+    std::fs::write(&cfg_path, agent_config(&sim, o, receiver.addr))?;
+    // It holds the bench user's password: private, as the agent expects.
+    std::fs::set_permissions(
+        &cfg_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
+    let mut child = spawn_agent(o, &cfg_path)?;
+    let pid = child.id();
+    let run = (|| -> anyhow::Result<Report> {
+        sleep_checking(&mut child, o.warmup)?;
+        let start_ms = now_ms();
+        let cpu0 = proc_stat(pid).context("agent vanished")?.cpu_seconds;
+        let srv0 = counters_total(&sim);
+        let mut peak = ProcStat::default();
+        let t0 = Instant::now();
+        while t0.elapsed() < o.duration {
+            sleep_checking(&mut child, Duration::from_secs(1).min(o.duration))?;
+            if let Some(p) = proc_stat(pid) {
+                peak.rss_kib = peak.rss_kib.max(p.rss_kib);
+                peak.threads = peak.threads.max(p.threads);
+                peak.sockets = peak.sockets.max(p.sockets);
+                peak.cpu_seconds = p.cpu_seconds;
+            }
+        }
+        let window = t0.elapsed();
+        let end_ms = now_ms();
+        let cpu = peak.cpu_seconds - cpu0;
+        let srv1 = counters_total(&sim);
+        // Samples due up to a few seconds before the end may still be on
+        // their way: count those due in [start, end - slack].
+        let slack = 3_000.min(o.interval.as_millis() as i64);
+        Ok(figures(
+            o,
+            n,
+            &sim,
+            &receiver,
+            start_ms,
+            end_ms - slack,
+            window,
+            cpu,
+            &peak,
+            srv0,
+            srv1,
+        ))
+    })();
+    stop_agent(&mut child);
+    let mut report = run?;
+    for (name, script) in &o.peers {
+        report.peers.push(run_peer(o, &sim, &report, name, script)?);
+    }
+    Ok(report)
+}
+
+fn spawn_agent(o: &BenchOptions, cfg: &Path) -> anyhow::Result<Child> {
+    let mut cmd = Command::new(&o.agent_bin);
+    cmd.arg("run");
+    if crate::daemon::euid() == 0 {
+        cmd.arg("--allow-root");
+    }
+    cmd.arg("-c")
+        .arg(cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(o.work_dir.join("agent.stderr"))?)
+        .spawn()
+        .with_context(|| format!("cannot start {}", o.agent_bin.display()))
+}
+
+fn sleep_checking(child: &mut Child, d: Duration) -> anyhow::Result<()> {
+    std::thread::sleep(d);
+    if let Some(status) = child.try_wait()? {
+        anyhow::bail!("the agent exited during the run ({status}); see agent.log and agent.stderr in the work directory");
+    }
+    Ok(())
+}
+
+fn stop_agent(child: &mut Child) {
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(30) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[allow(clippy::too_many_arguments)]
+fn figures(
+    o: &BenchOptions,
+    n: usize,
+    sim: &SimHandle,
+    receiver: &Receiver,
+    from_ms: i64,
+    to_ms: i64,
+    window: Duration,
+    cpu: f64,
+    peak: &ProcStat,
+    srv0: (u64, u64, u64, u64),
+    srv1: (u64, u64, u64, u64),
+) -> Report {
+    let interval_ms = o.interval.as_millis() as i64;
+    let seen = receiver.seen.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut late, mut fresh) = (Vec::new(), Vec::new());
+    let (mut expected, mut got, mut late_1s) = (0u64, 0u64, 0u64);
+    for h in sim.hosts() {
+        let addr = h.addr.to_string();
+        let phase = phase_offset(&addr, o.interval).as_millis() as i64;
+        // Grid points k × interval + phase inside the window.
+        let first = from_ms - (from_ms - phase).rem_euclid(interval_ms) + interval_ms;
+        let mut due = first;
+        let mut due_points = 0;
+        while due <= to_ms {
+            due_points += 1;
+            due += interval_ms;
+        }
+        expected += due_points;
+        let mine: Vec<&(i64, i64)> = seen
+            .samples
+            .get(&addr)
+            .map(|v| {
+                v.iter()
+                    .filter(|(t, _)| *t >= first - interval_ms / 2 && *t <= to_ms + interval_ms / 2)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let taken = (mine.len() as u64).min(due_points);
+        got += taken;
+        for (t, arrived) in mine {
+            let l = (t - phase).rem_euclid(interval_ms);
+            // A sample a hair early (clock granularity) is on time, not
+            // almost an interval late.
+            let l = if l > interval_ms - 50 { 0 } else { l };
+            if l > 1_000 {
+                late_1s += 1;
+            }
+            late.push(l as f64);
+            fresh.push((arrived - t) as f64);
+        }
+    }
+    let missing = expected.saturating_sub(got);
+    let hosts_seen = seen.samples.len();
+    let intervals = window.as_secs_f64() / o.interval.as_secs_f64();
+    let per_host_interval = |d: u64| d as f64 / n as f64 / intervals.max(1e-9);
+    Report {
+        hosts: n,
+        hosts_seen,
+        interval_secs: o.interval.as_secs(),
+        window_secs: window.as_secs_f64(),
+        machine: machine(),
+        date: httpdate::fmt_http_date(SystemTime::now()),
+        agent: AgentFigures {
+            cpu_seconds: cpu,
+            cpu_seconds_per_1000_host_samples: if got > 0 {
+                cpu / (got as f64 / 1000.0)
+            } else {
+                0.0
+            },
+            cores: cpu / window.as_secs_f64(),
+            rss_kib: peak.rss_kib,
+            rss_kib_per_host: peak.rss_kib as f64 / n as f64,
+            threads: peak.threads,
+            sockets_per_host: peak.sockets as f64 / n as f64,
+        },
+        host_samples: got,
+        expected_host_samples: expected,
+        lateness: quantiles(late),
+        late_or_missing_share: if expected > 0 {
+            (late_1s + missing) as f64 / expected as f64
+        } else {
+            0.0
+        },
+        missing,
+        freshness: quantiles(fresh),
+        server_commands_per_host_per_interval: per_host_interval(srv1.0 - srv0.0),
+        server_bytes_per_host_per_interval: per_host_interval(srv1.1 - srv0.1),
+        connections_opened_per_host: srv1.2 as f64 / n as f64,
+        scram_handshakes_per_host: srv1.3 as f64 / n as f64,
+        receiver_requests: seen.requests,
+        receiver_bytes: seen.bytes,
+        peers: Vec::new(),
+    }
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    format!("{cpus} cores, {} GiB", mem_kib / (1 << 20))
+}
+
+/// Runs a peer script against the same hosts and reads its summary.
+fn run_peer(
+    o: &BenchOptions,
+    sim: &SimHandle,
+    me: &Report,
+    name: &str,
+    script: &Path,
+) -> anyhow::Result<PeerFigures> {
+    let dir = o.work_dir.join(format!("peer-{name}"));
+    std::fs::create_dir_all(&dir)?;
+    let hosts_file = dir.join("hosts.txt");
+    let hosts: Vec<String> = sim.hosts().iter().map(|h| h.addr.to_string()).collect();
+    std::fs::write(&hosts_file, hosts.join("\n") + "\n")?;
+    let status = Command::new(script)
+        .arg(&hosts_file)
+        .arg(o.interval.as_secs().to_string())
+        .arg((o.warmup + o.duration).as_secs().to_string())
+        .arg(&dir)
+        .env("MONGOMON_BENCH_USER", "mongomon")
+        .env("MONGOMON_BENCH_PASSWORD", "bench-pw")
+        .status()
+        .with_context(|| format!("cannot run the peer script {}", script.display()))?;
+    if !status.success() {
+        anyhow::bail!("peer {name} failed ({status}); see {}", dir.display());
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json"))?)
+            .context("the peer's summary.json")?;
+    let peer_hosts = summary["hosts"].as_u64().unwrap_or(hosts.len() as u64) as f64;
+    let cpu_per = summary["cpu_seconds"]
+        .as_f64()
+        .zip(summary["host_samples"].as_f64())
+        .map(|(c, s)| c / s.max(1.0));
+    let my_cpu_per = me.agent.cpu_seconds / (me.host_samples as f64).max(1.0);
+    let rss_per = summary["rss_kib"].as_f64().map(|r| r / peer_hosts.max(1.0));
+    Ok(PeerFigures {
+        name: name.to_string(),
+        hosts: peer_hosts as usize,
+        cpu_per_host_sample_ratio: cpu_per.filter(|c| *c > 0.0).map(|c| my_cpu_per / c),
+        rss_per_host_ratio: rss_per
+            .filter(|r| *r > 0.0)
+            .map(|r| me.agent.rss_kib_per_host / r),
+        summary,
+    })
+}
+
+/// The report as a table for people.
+pub fn render(r: &Report) -> String {
+    let a = &r.agent;
+    let mut s = String::new();
+    let mut row = |k: &str, v: String| s.push_str(&format!("{k:<44} {v}\n"));
+    row(
+        "hosts (seen by the receiver)",
+        format!("{} ({})", r.hosts, r.hosts_seen),
+    );
+    row(
+        "interval / measured window",
+        format!("{} s / {:.0} s", r.interval_secs, r.window_secs),
+    );
+    row(
+        "host-samples (expected)",
+        format!("{} ({})", r.host_samples, r.expected_host_samples),
+    );
+    row(
+        "agent CPU s per 1,000 host-samples",
+        format!("{:.3}", a.cpu_seconds_per_1000_host_samples),
+    );
+    row("agent cores used", format!("{:.3}", a.cores));
+    row(
+        "agent RSS total / per host",
+        format!(
+            "{:.1} MiB / {:.1} KiB",
+            a.rss_kib as f64 / 1024.0,
+            a.rss_kib_per_host
+        ),
+    );
+    row(
+        "agent threads / sockets per host",
+        format!("{} / {:.2}", a.threads, a.sockets_per_host),
+    );
+    row(
+        "lateness p50 / p99 / max",
+        format!(
+            "{:.0} / {:.0} / {:.0} ms",
+            r.lateness.p50_ms, r.lateness.p99_ms, r.lateness.max_ms
+        ),
+    );
+    row(
+        "late > 1 s or missing",
+        format!(
+            "{:.3} % ({} missing)",
+            r.late_or_missing_share * 100.0,
+            r.missing
+        ),
+    );
+    row(
+        "freshness p50 / p99",
+        format!("{:.0} / {:.0} ms", r.freshness.p50_ms, r.freshness.p99_ms),
+    );
+    row(
+        "server: commands / bytes per host per interval",
+        format!(
+            "{:.1} / {:.0}",
+            r.server_commands_per_host_per_interval, r.server_bytes_per_host_per_interval
+        ),
+    );
+    row(
+        "server: connections / SCRAM handshakes per host",
+        format!(
+            "{:.2} / {:.2}",
+            r.connections_opened_per_host, r.scram_handshakes_per_host
+        ),
+    );
+    for p in &r.peers {
+        row(
+            &format!(
+                "vs {} ({} hosts): CPU/host-sample, RSS/host",
+                p.name, p.hosts
+            ),
+            format!(
+                "{} , {}",
+                p.cpu_per_host_sample_ratio
+                    .map_or("n/a".into(), |x| format!("{x:.3}×")),
+                p.rss_per_host_ratio
+                    .map_or("n/a".into(), |x| format!("{x:.3}×"))
+            ),
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fleet_mix_adds_up_and_has_mongos() {
+        for n in [100, 1000, 5000, 10_000] {
+            let (t, total) = topology(n);
+            assert!(total <= n && total + 3 > n, "{n}: {total}");
+            let topo = Topology::from_toml_str(&t).unwrap();
+            assert!(topo.validate().is_ok(), "{n}");
+        }
+    }
+
+    #[test]
+    fn quantiles_of_known_values() {
+        let q = quantiles((1..=100).map(|x| x as f64).collect());
+        assert_eq!((q.p50_ms, q.p99_ms, q.max_ms), (51.0, 99.0, 100.0));
+        assert_eq!(quantiles(vec![]), Quantiles::default());
+    }
+}

@@ -1,0 +1,102 @@
+//! The many-host harness at a small size, so it cannot rot: `mongomon
+//! bench` with 30 simulated hosts at a 2 s interval for 10 s (after a 6 s
+//! warm-up) must see every host, produce a JSON report with every figure
+//! of the issue filled in, and set a peer's figures beside the agent's.
+//! The numbers themselves are benchmarks (BENCHMARKS.md), not asserted.
+
+mod common;
+
+use std::time::Duration;
+
+#[test]
+fn bench_reports_every_figure_for_a_small_fleet_and_a_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    // A peer script that does what benches/peers/*.sh do at the end: write
+    // its summary. (The real peers are built from the Go proxy by
+    // benches/peers/install.sh and run on demand.)
+    let peer = dir.path().join("peer.sh");
+    std::fs::write(
+        &peer,
+        "#!/bin/sh\nn=$(wc -l < \"$1\")\n[ \"$2\" = 2 ] || exit 3\n\
+         printf '{\"hosts\": %s, \"cpu_seconds\": 8.0, \"host_samples\": 400, \"rss_kib\": 300000}\\n' \"$n\" > \"$4/summary.json\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&peer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let o = common::mongomon_timeout(
+        &[
+            "bench",
+            "--hosts",
+            "30",
+            "--interval-secs",
+            "2",
+            "--duration-secs",
+            "10",
+            "--warmup-secs",
+            "6",
+            "--json",
+            json.to_str().unwrap(),
+            "--work-dir",
+            dir.path().join("work").to_str().unwrap(),
+            "--peer",
+            &format!("fake={}", peer.display()),
+        ],
+        Duration::from_secs(120),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for row in [
+        "agent CPU s per 1,000 host-samples",
+        "lateness p50 / p99 / max",
+        "freshness p50 / p99",
+        "vs fake (30 hosts)",
+    ] {
+        assert!(out.contains(row), "table row {row}: {out}");
+    }
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(r["hosts"], 30);
+    assert_eq!(
+        r["hosts_seen"], 30,
+        "every simulated host reached the receiver: {r}"
+    );
+    let samples = r["host_samples"].as_u64().unwrap();
+    let expected = r["expected_host_samples"].as_u64().unwrap();
+    assert!(samples > 0 && samples <= expected, "{r}");
+    assert_eq!(samples + r["missing"].as_u64().unwrap(), expected, "{r}");
+    assert!(r["agent"]["cpu_seconds"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["agent"]["rss_kib"].as_u64().unwrap() > 1000, "{r}");
+    assert!(r["agent"]["threads"].as_u64().unwrap() >= 1, "{r}");
+    assert!(
+        r["agent"]["sockets_per_host"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    assert!(r["freshness"]["p50_ms"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(
+        r["server_commands_per_host_per_interval"].as_f64().unwrap() >= 2.0,
+        "hello and serverStatus at least: {r}"
+    );
+    assert!(
+        r["server_bytes_per_host_per_interval"].as_f64().unwrap() > 1000.0,
+        "{r}"
+    );
+    assert!(
+        r["connections_opened_per_host"].as_f64().unwrap() >= 1.0,
+        "{r}"
+    );
+    assert!(
+        r["scram_handshakes_per_host"].as_f64().unwrap() >= 1.0,
+        "the fleet has auth on: {r}"
+    );
+    let p = &r["peers"][0];
+    assert_eq!(p["name"], "fake");
+    let my_cpu = r["agent"]["cpu_seconds"].as_f64().unwrap() / samples as f64;
+    let ratio = p["cpu_per_host_sample_ratio"].as_f64().unwrap();
+    assert!((ratio - my_cpu / (8.0 / 400.0)).abs() < 1e-9, "{p}");
+    let rss_ratio = p["rss_per_host_ratio"].as_f64().unwrap();
+    let mine = r["agent"]["rss_kib_per_host"].as_f64().unwrap();
+    assert!((rss_ratio - mine / (300000.0 / 30.0)).abs() < 1e-9, "{p}");
+}
