@@ -19,6 +19,7 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             hosts,
             duration_secs,
             warmup_secs,
+            outage_secs,
             json,
             work_dir,
             agent_bin,
@@ -31,6 +32,7 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
                 interval: std::time::Duration::from_secs(interval_secs),
                 duration: std::time::Duration::from_secs(duration_secs.max(1)),
                 warmup: std::time::Duration::from_secs(warmup_secs),
+                outage: std::time::Duration::from_secs(*outage_secs),
                 agent_bin: match agent_bin {
                     Some(p) => p.clone(),
                     None => std::env::current_exe().context("cannot find this executable")?,

@@ -51,6 +51,9 @@ pub struct BenchOptions {
     pub work_dir: PathBuf,
     /// `(name, script)`: run as `script HOSTS_FILE INTERVAL_SECS DURATION_SECS OUT_DIR`.
     pub peers: Vec<(String, PathBuf)>,
+    /// The receiver answers 503 for this long at the start of the measured
+    /// window, then accepts: how fast the backlog drains.
+    pub outage: Duration,
 }
 
 /// Distribution of a set of milliseconds.
@@ -128,6 +131,8 @@ struct Seen {
     requests: u64,
     bytes: u64,
     lines: u64,
+    /// (arrival ms, body bytes) of each accepted request.
+    arrivals: Vec<(i64, u64)>,
 }
 
 fn now_ms() -> i64 {
@@ -142,6 +147,8 @@ struct Receiver {
     addr: SocketAddr,
     seen: Arc<Mutex<Seen>>,
     stop: Arc<AtomicBool>,
+    /// Answer 503 to everything (a receiver outage).
+    down: Arc<AtomicBool>,
 }
 
 impl Receiver {
@@ -151,19 +158,25 @@ impl Receiver {
         let addr = listener.local_addr()?;
         let seen = Arc::new(Mutex::new(Seen::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (seen.clone(), stop.clone());
+        let down = Arc::new(AtomicBool::new(false));
+        let (s, st, dn) = (seen.clone(), stop.clone(), down.clone());
         std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((conn, _)) => {
-                        let (s, st) = (s.clone(), st.clone());
-                        std::thread::spawn(move || serve(conn, s, st));
+                        let (s, st, dn) = (s.clone(), st.clone(), dn.clone());
+                        std::thread::spawn(move || serve(conn, s, st, dn));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
         });
-        Ok(Receiver { addr, seen, stop })
+        Ok(Receiver {
+            addr,
+            seen,
+            stop,
+            down,
+        })
     }
 }
 
@@ -173,7 +186,7 @@ impl Drop for Receiver {
     }
 }
 
-fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>) {
+fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, down: Arc<AtomicBool>) {
     let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
     let Ok(mut w) = conn.try_clone() else { return };
     let mut r = BufReader::new(conn);
@@ -213,6 +226,12 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>) {
         if r.read_exact(&mut body).is_err() {
             return;
         }
+        if down.load(Ordering::Relaxed) {
+            if w.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n").is_err() {
+                return;
+            }
+            continue;
+        }
         let arrived = now_ms();
         let text = if gz {
             let mut out = String::new();
@@ -225,6 +244,7 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>) {
             let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
             s.requests += 1;
             s.bytes += len as u64;
+            s.arrivals.push((arrived, len as u64));
             for l in text.lines() {
                 s.lines += 1;
                 let Some(rest) = l.strip_prefix("mongodb,") else {
@@ -347,7 +367,28 @@ pub struct Report {
     pub scram_handshakes_per_host: f64,
     pub receiver_requests: u64,
     pub receiver_bytes: u64,
+    /// The simulator and receiver (this process), for scale.
+    pub simulator_cpu_seconds: f64,
+    pub simulator_rss_kib: u64,
+    pub drain: Option<Drain>,
     pub peers: Vec<PeerFigures>,
+}
+
+/// How the backlog of a receiver outage drained.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Drain {
+    pub outage_secs: f64,
+    /// Spool bytes on disk at the end of the outage, per host-sample taken during it.
+    pub spool_bytes: u64,
+    pub spool_bytes_per_host_sample: f64,
+    /// From the receiver's return to the arrival of the last sample taken during the outage.
+    pub drain_secs: f64,
+    pub backlog_host_samples: u64,
+    pub host_samples_per_sec: f64,
+    pub batches: u64,
+    pub batches_per_sec: f64,
+    /// The collection rate, for comparison.
+    pub ingest_host_samples_per_sec: f64,
 }
 
 /// A peer's figures beside the agent's.
@@ -398,9 +439,20 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
         let cpu0 = proc_stat(pid).context("agent vanished")?.cpu_seconds;
         let srv0 = counters_total(&sim);
         let mut peak = ProcStat::default();
+        let me0 = proc_stat(std::process::id()).unwrap_or_default().cpu_seconds;
         let t0 = Instant::now();
+        let mut outage_end_ms = None;
+        let mut spool_at_end = 0;
+        if !o.outage.is_zero() {
+            receiver.down.store(true, Ordering::Relaxed);
+        }
         while t0.elapsed() < o.duration {
             sleep_checking(&mut child, Duration::from_secs(1).min(o.duration))?;
+            if outage_end_ms.is_none() && !o.outage.is_zero() && t0.elapsed() >= o.outage {
+                spool_at_end = dir_bytes(&o.work_dir.join("spool"));
+                receiver.down.store(false, Ordering::Relaxed);
+                outage_end_ms = Some(now_ms());
+            }
             if let Some(p) = proc_stat(pid) {
                 peak.rss_kib = peak.rss_kib.max(p.rss_kib);
                 peak.threads = peak.threads.max(p.threads);
@@ -415,7 +467,8 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
         // Samples due up to a few seconds before the end may still be on
         // their way: count those due in [start, end - slack].
         let slack = 3_000.min(o.interval.as_millis() as i64);
-        Ok(figures(
+        let me = proc_stat(std::process::id()).unwrap_or_default();
+        let mut r = figures(
             o,
             n,
             &sim,
@@ -427,7 +480,13 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
             &peak,
             srv0,
             srv1,
-        ))
+        );
+        r.simulator_cpu_seconds = me.cpu_seconds - me0;
+        r.simulator_rss_kib = me.rss_kib;
+        if let Some(end) = outage_end_ms {
+            r.drain = Some(drain(o, n, &receiver, start_ms, end, spool_at_end));
+        }
+        Ok(r)
     })();
     stop_agent(&mut child);
     let mut report = run?;
@@ -435,6 +494,44 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
         report.peers.push(run_peer(o, &sim, &report, name, script)?);
     }
     Ok(report)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn drain(o: &BenchOptions, n: usize, receiver: &Receiver, start_ms: i64, end_ms: i64, spool: u64) -> Drain {
+    let seen = receiver.seen.lock().unwrap_or_else(|e| e.into_inner());
+    let backlog: Vec<i64> = seen
+        .samples
+        .values()
+        .flatten()
+        .filter(|(t, arrived)| *t >= start_ms && *t < end_ms && *arrived >= end_ms)
+        .map(|(_, arrived)| *arrived)
+        .collect();
+    let last = backlog.iter().copied().max().unwrap_or(end_ms);
+    let drain_secs = ((last - end_ms) as f64 / 1000.0).max(0.001);
+    let batches = seen.arrivals.iter().filter(|(a, _)| *a >= end_ms && *a <= last).count() as u64;
+    let outage_secs = (end_ms - start_ms) as f64 / 1000.0;
+    let taken = (n as f64 * outage_secs / o.interval.as_secs_f64()).max(1.0);
+    Drain {
+        outage_secs,
+        spool_bytes: spool,
+        spool_bytes_per_host_sample: spool as f64 / taken,
+        drain_secs,
+        backlog_host_samples: backlog.len() as u64,
+        host_samples_per_sec: backlog.len() as f64 / drain_secs,
+        batches,
+        batches_per_sec: batches as f64 / drain_secs,
+        ingest_host_samples_per_sec: n as f64 / o.interval.as_secs_f64(),
+    }
 }
 
 fn spawn_agent(o: &BenchOptions, cfg: &Path) -> anyhow::Result<Child> {
@@ -569,6 +666,9 @@ fn figures(
         scram_handshakes_per_host: srv1.3 as f64 / n as f64,
         receiver_requests: seen.requests,
         receiver_bytes: seen.bytes,
+        simulator_cpu_seconds: 0.0,
+        simulator_rss_kib: 0,
+        drain: None,
         peers: Vec::new(),
     }
 }
@@ -702,6 +802,12 @@ pub fn render(r: &Report) -> String {
             r.connections_opened_per_host, r.scram_handshakes_per_host
         ),
     );
+    row("simulator + receiver CPU s / RSS", format!("{:.1} s / {:.1} MiB", r.simulator_cpu_seconds, r.simulator_rss_kib as f64 / 1024.0));
+    if let Some(d) = &r.drain {
+        row("outage / spool bytes per host-sample", format!("{:.0} s / {:.0} B", d.outage_secs, d.spool_bytes_per_host_sample));
+        row("drain: seconds, host-samples/s (ingest)", format!("{:.1} s, {:.0}/s ({:.0}/s)", d.drain_secs, d.host_samples_per_sec, d.ingest_host_samples_per_sec));
+        row("drain: batches/s", format!("{:.1}", d.batches_per_sec));
+    }
     for p in &r.peers {
         row(
             &format!(

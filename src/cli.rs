@@ -183,6 +183,10 @@ pub enum Command {
         duration_secs: u64,
         #[arg(long, value_name = "SECS", default_value_t = 20)]
         warmup_secs: u64,
+        /// The receiver refuses everything (503) for this long at the start
+        /// of the window, then accepts: measures the drain of the backlog.
+        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        outage_secs: u64,
         /// Write the report here as JSON.
         #[arg(long, value_name = "PATH")]
         json: Option<PathBuf>,

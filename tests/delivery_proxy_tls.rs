@@ -176,3 +176,30 @@ fn no_proxy_bypasses_the_proxy_and_a_wrong_ca_is_refused() {
     assert!(!agent.log().contains("Sending through a proxy."));
     assert!(agent.stop(Duration::from_secs(20)).success());
 }
+
+#[test]
+fn a_client_certificate_is_presented_when_configured() {
+    let sim = sim_common::start("[[standalone]]\nhost = \"127.0.0.1:0\"\n");
+    let host = sim.standalones()[0].to_string();
+    let vm = Victoria::start();
+    let ca = TestCa::new("mongomon test CA");
+    let tls = TlsFront::start_with(&ca, vm.port, true);
+    let (cert, key) = ca.client();
+    let cfg = config(
+        &host,
+        &tls.url("/write"),
+        &format!(
+            "tls_ca_file = \"{}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+            ca.ca().display(),
+            cert.display(),
+            key.display()
+        ),
+    );
+    let mut agent = agent_with_env(&cfg, &[]);
+    wait_for("samples through mutual TLS", Duration::from_secs(60), || {
+        host_up(&vm, &host).then_some(())
+    });
+    let log = tls.access_log();
+    assert!(log.contains("POST /write HTTP/1.1 204 client_verify=SUCCESS"), "{log}");
+    assert!(agent.stop(Duration::from_secs(20)).success());
+}

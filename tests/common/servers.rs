@@ -297,11 +297,33 @@ impl TestCa {
                 "ext.cnf",
             ],
         );
+        // A client certificate, for receivers that ask for one.
+        let mut ccsr = vec!["req"];
+        ccsr.extend(ec);
+        ccsr.extend(["-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=mongomon-agent"]);
+        openssl(d, &ccsr);
+        std::fs::write(
+            d.join("client.cnf"),
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+        )
+        .expect("ext");
+        openssl(
+            d,
+            &[
+                "x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", "client.pem", "-days", "2", "-extfile", "client.cnf",
+            ],
+        );
         TestCa { dir }
     }
 
     pub fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
+    }
+
+    /// `(certificate, key)` of a client signed by this CA.
+    pub fn client(&self) -> (PathBuf, PathBuf) {
+        (self.dir.path().join("client.pem"), self.dir.path().join("client.key"))
     }
 }
 
@@ -315,19 +337,30 @@ pub struct TlsFront {
 
 impl TlsFront {
     pub fn start(ca: &TestCa, upstream: u16) -> Self {
+        Self::start_with(ca, upstream, false)
+    }
+
+    /// With `verify_clients`, a TLS client certificate signed by `ca` is
+    /// required, and the access log records the verification result.
+    pub fn start_with(ca: &TestCa, upstream: u16, verify_clients: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let d = dir.path().display();
         let certs = ca.dir.path().display();
+        let client = if verify_clients {
+            format!("    ssl_client_certificate {certs}/ca.pem;\n    ssl_verify_client on;\n")
+        } else {
+            String::new()
+        };
         let conf = format!(
             "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
              events {{ worker_connections 64; }}\n\
-             http {{\n  access_log {d}/access.log;\n\
+             http {{\n  log_format v '$request $status client_verify=$ssl_client_verify';\n  access_log {d}/access.log v;\n\
                client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
                uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
                client_max_body_size 64m;\n\
                server {{\n    listen 127.0.0.1:{port} ssl;\n\
-                 ssl_certificate {certs}/server.pem;\n    ssl_certificate_key {certs}/server.key;\n\
+                 ssl_certificate {certs}/server.pem;\n    ssl_certificate_key {certs}/server.key;\n{client}\
                  location / {{ proxy_pass http://127.0.0.1:{upstream}; proxy_http_version 1.1; }}\n  }}\n}}\n"
         );
         let path = dir.path().join("nginx.conf");

@@ -375,8 +375,15 @@ impl Handler<TopologyObserved> for Discovery {
             return;
         };
         let before = state.fingerprints.insert(msg.host.clone(), msg.fingerprint);
-        if before.is_some_and(|b| b != msg.fingerprint) {
-            debug!(self.log, "Topology changed; expanding again."; "target" => &msg.target, "seen_by" => &msg.host);
+        // A host discovery could not reach (a seed that was down or slow
+        // at start) answering now is a reason to walk from it at once,
+        // not at the next periodic expansion minutes later.
+        let was_unreachable = state
+            .hosts
+            .get(&msg.host)
+            .is_some_and(|f| f.kind == HostKind::Unreachable);
+        if before.is_some_and(|b| b != msg.fingerprint) || (before.is_none() && was_unreachable) {
+            debug!(self.log, "Topology changed or a host became reachable; expanding again."; "target" => &msg.target, "seen_by" => &msg.host);
             self.refresh(&msg.target, ctx);
         }
     }
