@@ -281,6 +281,16 @@ async fn collections_and_their_stats() {
     .unwrap();
     let rows: Vec<Document> = bounded(cur.try_collect()).await.unwrap().unwrap();
     assert_eq!(rows[0].get_str("name").unwrap(), "_id_");
+    // Percona counts non-system collections: listDatabases with a filter.
+    let names = bounded(
+        client
+            .list_database_names()
+            .filter(doc! {"name": {"$nin": ["admin", "config"]}}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(names, vec!["local".to_string()]);
     // An unknown stage fails as on mongod.
     let err = run(
         &client,

@@ -60,15 +60,6 @@ fn cluster_of(w: &World, h: HostId) -> Option<usize> {
     }
 }
 
-/// Databases the host lists (same set as `listDatabases`).
-pub fn databases(w: &World, h: HostId) -> Vec<&'static str> {
-    if matches!(w.hosts[h].kind, HostKind::Mongos { .. }) {
-        vec!["admin", "config"]
-    } else {
-        vec!["admin", "config", "local"]
-    }
-}
-
 /// Collections of `db` on host `h`, as a fresh deployment of that role has them.
 fn collections(w: &World, h: HostId, db: &str) -> Vec<Coll> {
     let member = matches!(w.hosts[h].kind, HostKind::Member { .. });

@@ -200,7 +200,7 @@ pub fn dispatch(w: &World, ctx: &mut ConnCtx, cmd: &Document) -> Encoded {
             )
         }
         "dbstats" => Ok(db_stats(w, h, cmd)),
-        "listdatabases" => Ok(list_databases(w, h)),
+        "listdatabases" => Ok(list_databases(w, h, cmd)),
         "top" if !is_mongos => Ok(strip_trailer(fixtures::cached(fixtures::TOP))),
         "connpoolstats" => Ok(conn_pool_stats(w, h)),
         "getlog" => get_log(w, h, cmd),
@@ -894,13 +894,26 @@ fn db_stats(w: &World, h: HostId, cmd: &Document) -> Document {
     d
 }
 
-fn list_databases(w: &World, h: HostId) -> Document {
+/// `listDatabases`, honouring `filter` and `nameOnly` (Percona filters out the
+/// system databases, drivers' `list_database_names` sends `nameOnly`).
+fn list_databases(w: &World, h: HostId, cmd: &Document) -> Document {
     let mut dbs = vec![
         doc! { "name": "admin", "sizeOnDisk": 102_400i64, "empty": false },
         doc! { "name": "config", "sizeOnDisk": 110_592i64, "empty": false },
     ];
     if !matches!(w.hosts[h].kind, HostKind::Mongos { .. }) {
         dbs.push(doc! { "name": "local", "sizeOnDisk": 35_102_720i64, "empty": false });
+    }
+    if let Ok(filter) = cmd.get_document("filter") {
+        dbs.retain(|d| catalog::matches(d, filter));
+    }
+    if cmd.get_bool("nameOnly").unwrap_or(false) {
+        let names: Vec<Document> = dbs
+            .iter()
+            .filter_map(|d| d.get_str("name").ok())
+            .map(|n| doc! { "name": n })
+            .collect();
+        return doc! { "databases": names };
     }
     let total: i64 = dbs
         .iter()
