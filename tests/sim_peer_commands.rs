@@ -291,6 +291,14 @@ async fn collections_and_their_stats() {
     .unwrap()
     .unwrap();
     assert_eq!(names, vec!["local".to_string()]);
+    // dbStats agrees with listCollections (Telegraf's gather_perdb_stats).
+    let all = bounded(local.list_collection_names())
+        .await
+        .unwrap()
+        .unwrap();
+    let st = run(&client, "local", doc! {"dbStats": 1}).await.unwrap();
+    assert_eq!(st.get_str("db").unwrap(), "local");
+    assert_eq!(st.get_i32("collections").unwrap() as usize, all.len());
     // An unknown stage fails as on mongod.
     let err = run(
         &client,

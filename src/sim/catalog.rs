@@ -118,6 +118,14 @@ fn collections(w: &World, h: HostId, db: &str) -> Vec<Coll> {
     out
 }
 
+/// `(collections, objects, dataSize)` of a database, for `dbStats`.
+pub fn db_figures(w: &World, h: HostId, db: &str) -> (i64, i64, i64) {
+    let colls = collections(w, h, db);
+    let objects = colls.iter().map(|c| c.count).sum();
+    let size = colls.iter().map(|c| c.count * c.avg_obj_size).sum();
+    (colls.len() as i64, objects, size)
+}
+
 fn find_coll(w: &World, h: HostId, db: &str, name: &str) -> Option<Coll> {
     collections(w, h, db).into_iter().find(|c| c.name == name)
 }

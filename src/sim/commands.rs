@@ -886,6 +886,16 @@ fn find(w: &World, h: HostId, cmd: &Document) -> Result<Document, Document> {
 fn db_stats(w: &World, h: HostId, cmd: &Document) -> Document {
     let db = cmd.get_str("$db").unwrap_or("admin").to_string();
     let mut d = strip_trailer(fixtures::cached(fixtures::DBSTATS_LOCAL));
+    // Figures agree with the catalog (listCollections, collStats).
+    let (colls, objects, size) = catalog::db_figures(w, h, &db);
+    d.insert("collections", colls as i32);
+    d.insert("objects", objects as i32);
+    d.insert("dataSize", size as f64);
+    if objects > 0 {
+        d.insert("avgObjSize", size as f64 / objects as f64);
+    } else {
+        d.insert("avgObjSize", 0.0);
+    }
     d.insert("db", db);
     if matches!(w.hosts[h].kind, HostKind::Mongos { .. }) {
         d.remove("fsUsedSize");
