@@ -6,6 +6,7 @@
 //! no capture (hello 4.4+ fields, listShards, config.mongos, oplog entries)
 //! follow the MongoDB manual and are marked "derived" in NOTICE.md.
 
+use super::catalog;
 use super::fixtures;
 use super::scram::{client_first_user, Conversation, Mechanism};
 use super::state::{now_millis, HostId, HostKind, SetRole, World};
@@ -32,6 +33,7 @@ pub fn code_name(code: i32) -> &'static str {
         2 => "BadValue",
         6 => "HostUnreachable",
         7 => "HostNotFound",
+        9 => "FailedToParse",
         8 => "UnknownError",
         11 => "UserNotFound",
         13 => "Unauthorized",
@@ -39,6 +41,7 @@ pub fn code_name(code: i32) -> &'static str {
         26 => "NamespaceNotFound",
         43 => "CursorNotFound",
         59 => "CommandNotFound",
+        72 => "InvalidOptions",
         76 => "NoReplicationEnabled",
         89 => "NetworkTimeout",
         91 => "ShutdownInProgress",
@@ -177,6 +180,15 @@ pub fn dispatch(w: &World, ctx: &mut ConnCtx, cmd: &Document) -> Encoded {
         "getshardmap" => get_shard_map(w, h),
         "listshards" if is_mongos => list_shards(w, h),
         "find" => find(w, h, cmd),
+        "count" => catalog::count(w, h, cmd),
+        "aggregate" => catalog::aggregate(w, h, cmd),
+        "listcollections" => catalog::list_collections(w, h, cmd),
+        "collstats" => catalog::coll_stats(w, h, cmd),
+        // Removed in 5.0 (Telegraf asks 4.x hosts for it, 5.0+ for connPoolStats).
+        "shardconnpoolstats" if !w.hosts[h].version.at_least(5, 0) => {
+            Ok(shard_conn_pool_stats(w, h))
+        }
+        "getparameter" => get_parameter(w, h, cmd),
         "getmore" => {
             let id = cmd.get_i64(first).unwrap_or(0);
             Err(error_doc(43, &format!("cursor id {id} not found")))
@@ -188,14 +200,14 @@ pub fn dispatch(w: &World, ctx: &mut ConnCtx, cmd: &Document) -> Encoded {
             )
         }
         "dbstats" => Ok(db_stats(w, h, cmd)),
-        "listdatabases" => Ok(list_databases(w, h)),
+        "listdatabases" => Ok(list_databases(w, h, cmd)),
         "top" if !is_mongos => Ok(strip_trailer(fixtures::cached(fixtures::TOP))),
         "connpoolstats" => Ok(conn_pool_stats(w, h)),
         "getlog" => get_log(w, h, cmd),
         "endsessions" | "logout" => Ok(Document::new()),
         "saslstart" => sasl_start(w, ctx, cmd).map(|(d, _)| d),
         "saslcontinue" => sasl_continue(w, ctx, cmd),
-        "getdiagnosticdata" if !is_mongos => Ok(diagnostic_data(w, h)),
+        "getdiagnosticdata" => Ok(diagnostic_data(w, h)),
         _ => Err(error_doc(59, &format!("no such command: '{first}'"))),
     };
     let mut d = match reply {
@@ -819,38 +831,8 @@ fn find(w: &World, h: HostId, cmd: &Document) -> Result<Document, Document> {
         Some(Bson::Double(n)) => *n as i64,
         _ => 0,
     };
-    let mut docs: Vec<Document> = Vec::new();
-    let cluster = cluster_of(w, h);
-    let on_config = matches!(w.hosts[h].kind, HostKind::Mongos { .. })
-        || matches!(w.hosts[h].kind, HostKind::Member { set } if w.sets[set].role == SetRole::Config);
+    let mut docs: Vec<Document>;
     match (db, coll) {
-        ("config", "shards") if on_config => {
-            if let Some(ci) = cluster {
-                for &si in &w.clusters[ci].shards {
-                    let s = &w.sets[si];
-                    docs.push(doc! { "_id": s.name.clone(), "host": s.conn_string(w), "state": 1 });
-                }
-            }
-        }
-        ("config", "mongos") if on_config => {
-            if let Some(ci) = cluster {
-                for &m in &w.clusters[ci].mongos {
-                    let host = &w.hosts[m];
-                    docs.push(doc! {
-                        "_id": host.addr.to_string(),
-                        "advisoryHostFQDNs": [],
-                        "mongoVersion": host.version.text.clone(),
-                        "ping": DateTime::from_millis(now_millis() - 5_000),
-                        "up": w.uptime(m) as i64,
-                        "waiting": true,
-                    });
-                }
-            }
-        }
-        ("config", "settings") if on_config => {
-            docs.push(doc! { "_id": "balancer", "mode": "full", "stopped": false });
-            docs.push(doc! { "_id": "chunksize", "value": 128 });
-        }
         ("local", "oplog.rs") => {
             let HostKind::Member { set } = w.hosts[h].kind else {
                 return Ok(cursor(&ns, vec![]));
@@ -884,8 +866,17 @@ fn find(w: &World, h: HostId, cmd: &Document) -> Result<Document, Document> {
                 _ => vec![first, lastd],
             };
         }
-        _ => {}
+        _ => docs = catalog::documents(w, h, db, coll),
     }
+    if let Ok(filter) = cmd.get_document("filter") {
+        docs.retain(|d| catalog::matches(d, filter));
+    }
+    let skip = match cmd.get("skip") {
+        Some(Bson::Int32(n)) => *n as usize,
+        Some(Bson::Int64(n)) => *n as usize,
+        _ => 0,
+    };
+    docs.drain(..skip.min(docs.len()));
     if limit > 0 {
         docs.truncate(limit as usize);
     }
@@ -895,6 +886,16 @@ fn find(w: &World, h: HostId, cmd: &Document) -> Result<Document, Document> {
 fn db_stats(w: &World, h: HostId, cmd: &Document) -> Document {
     let db = cmd.get_str("$db").unwrap_or("admin").to_string();
     let mut d = strip_trailer(fixtures::cached(fixtures::DBSTATS_LOCAL));
+    // Figures agree with the catalog (listCollections, collStats).
+    let (colls, objects, size) = catalog::db_figures(w, h, &db);
+    d.insert("collections", colls as i32);
+    d.insert("objects", objects as i32);
+    d.insert("dataSize", size as f64);
+    if objects > 0 {
+        d.insert("avgObjSize", size as f64 / objects as f64);
+    } else {
+        d.insert("avgObjSize", 0.0);
+    }
     d.insert("db", db);
     if matches!(w.hosts[h].kind, HostKind::Mongos { .. }) {
         d.remove("fsUsedSize");
@@ -903,13 +904,26 @@ fn db_stats(w: &World, h: HostId, cmd: &Document) -> Document {
     d
 }
 
-fn list_databases(w: &World, h: HostId) -> Document {
+/// `listDatabases`, honouring `filter` and `nameOnly` (Percona filters out the
+/// system databases, drivers' `list_database_names` sends `nameOnly`).
+fn list_databases(w: &World, h: HostId, cmd: &Document) -> Document {
     let mut dbs = vec![
         doc! { "name": "admin", "sizeOnDisk": 102_400i64, "empty": false },
         doc! { "name": "config", "sizeOnDisk": 110_592i64, "empty": false },
     ];
     if !matches!(w.hosts[h].kind, HostKind::Mongos { .. }) {
         dbs.push(doc! { "name": "local", "sizeOnDisk": 35_102_720i64, "empty": false });
+    }
+    if let Ok(filter) = cmd.get_document("filter") {
+        dbs.retain(|d| catalog::matches(d, filter));
+    }
+    if cmd.get_bool("nameOnly").unwrap_or(false) {
+        let names: Vec<Document> = dbs
+            .iter()
+            .filter_map(|d| d.get_str("name").ok())
+            .map(|n| doc! { "name": n })
+            .collect();
+        return doc! { "databases": names };
     }
     let total: i64 = dbs
         .iter()
@@ -945,6 +959,88 @@ fn conn_pool_stats(w: &World, h: HostId) -> Document {
     d
 }
 
+/// `shardConnPoolStats` of 4.x (removed in 5.0), DERIVED from the manual:
+/// <https://www.mongodb.com/docs/v4.4/reference/command/shardConnPoolStats/>.
+/// Same pools as `connPoolStats`, plus the replica-set view of each shard.
+fn shard_conn_pool_stats(w: &World, h: HostId) -> Document {
+    let pools = conn_pool_stats(w, h);
+    let hosts = pools.get_document("hosts").cloned().unwrap_or_default();
+    let mut sets = Document::new();
+    if let Some(ci) = cluster_of(w, h) {
+        let c = &w.clusters[ci];
+        for &si in c.shards.iter().chain(std::iter::once(&c.config_set)) {
+            let s = &w.sets[si];
+            let members: Vec<Bson> = s
+                .members
+                .iter()
+                .filter(|m| !m.arbiter)
+                .map(|m| {
+                    Bson::Document(doc! {
+                        "addr": w.hosts[m.host].addr.to_string(),
+                        "ok": w.hosts[m.host].up,
+                        "ismaster": s.primary == Some(m.host),
+                        "hidden": m.hidden,
+                        "secondary": s.primary != Some(m.host),
+                        "pingTimeMillis": 0,
+                    })
+                })
+                .collect();
+            sets.insert(s.name.clone(), doc! { "hosts": members });
+        }
+    }
+    let n = hosts.len() as i32;
+    doc! {
+        "hosts": hosts,
+        "replicaSets": sets,
+        "createdByType": { "master": n, "set": 0, "sync": 0 },
+        "totalInUse": 0,
+        "totalAvailable": n,
+        "totalCreated": n * 3,
+        "totalRefreshing": 0,
+    }
+}
+
+/// `getParameter` (<https://www.mongodb.com/docs/manual/reference/command/getParameter/>):
+/// `featureCompatibilityVersion` (mongod only, as in Percona's FCV collector)
+/// and a few server parameters; `"*"` returns them all.
+fn get_parameter(w: &World, h: HostId, cmd: &Document) -> Result<Document, Document> {
+    let v = &w.hosts[h].version;
+    let is_mongos = matches!(w.hosts[h].kind, HostKind::Mongos { .. });
+    let mut all = Document::new();
+    if !is_mongos {
+        all.insert(
+            "featureCompatibilityVersion",
+            doc! { "version": format!("{}.{}", v.major, v.minor) },
+        );
+    }
+    all.insert("logLevel", 0);
+    all.insert("quiet", false);
+    all.insert(
+        "authenticationMechanisms",
+        vec!["SCRAM-SHA-1", "SCRAM-SHA-256"],
+    );
+    all.insert("maxIncomingConnections", 838_860);
+    all.insert("diagnosticDataCollectionEnabled", true);
+    all.insert("diagnosticDataCollectionPeriodMillis", 1000);
+    if cmd.get_str("getParameter") == Ok("*") {
+        return Ok(all);
+    }
+    let wanted: Vec<&String> = cmd
+        .keys()
+        .filter(|k| !k.eq_ignore_ascii_case("getParameter") && !k.starts_with('$') && *k != "lsid")
+        .collect();
+    let mut out = Document::new();
+    for k in wanted {
+        if let Some(v) = all.get(k) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    if out.is_empty() {
+        return Err(error_doc(72, "no option found to get"));
+    }
+    Ok(out)
+}
+
 fn get_log(w: &World, h: HostId, cmd: &Document) -> Result<Document, Document> {
     let which = cmd
         .get_str("getLog")
@@ -968,12 +1064,46 @@ fn get_log(w: &World, h: HostId, cmd: &Document) -> Result<Document, Document> {
     }
 }
 
+/// `getDiagnosticData`: the latest FTDC sample, as in the real 4.2.8 capture.
+/// mongod: serverStatus, replSetGetStatus (members), `local.oplog.rs.stats`
+/// (data-bearing members), systemMetrics; mongos (FTDC since 3.6):
+/// serverStatus, connPoolStats, systemMetrics.
 fn diagnostic_data(w: &World, h: HostId) -> Document {
     let ss = Document::from_reader(server_status(w, h, &doc! {"serverStatus": 1}).as_slice())
         .unwrap_or_default();
-    let mut data = doc! { "start": DateTime::now(), "serverStatus": ss };
-    if let Ok(rs) = repl_set_get_status(w, h) {
-        data.insert("replSetGetStatus", rs);
+    let start = DateTime::now();
+    let tpl = fixtures::cached(fixtures::DIAGNOSTIC_DATA_42);
+    let stamp = |mut d: Document| {
+        d.insert("start", start);
+        d.insert("end", start);
+        d
+    };
+    let mut data = doc! { "start": start, "serverStatus": stamp(ss) };
+    match w.hosts[h].kind {
+        HostKind::Mongos { .. } => {
+            let mut cps = conn_pool_stats(w, h);
+            cps.insert("ok", 1.0);
+            data.insert("connPoolStats", stamp(cps));
+        }
+        HostKind::Member { set } => {
+            if let Ok(mut rs) = repl_set_get_status(w, h) {
+                rs.insert("ok", 1.0);
+                data.insert("replSetGetStatus", stamp(rs));
+            }
+            let data_bearing = w.sets[set].member(h).is_some_and(|m| !m.arbiter);
+            if data_bearing {
+                if let Ok(mut st) =
+                    catalog::coll_stats(w, h, &doc! { "collStats": "oplog.rs", "$db": "local" })
+                {
+                    st.insert("ok", 1.0);
+                    data.insert("local.oplog.rs.stats", stamp(st));
+                }
+            }
+        }
+        HostKind::Standalone => {}
+    }
+    if let Ok(sm) = tpl.get_document("systemMetrics") {
+        data.insert("systemMetrics", stamp(sm.clone()));
     }
     data.insert("end", DateTime::now());
     doc! { "data": data }

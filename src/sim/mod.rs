@@ -4,6 +4,7 @@
 //!
 //! Start with [`Simulator::start`] and a [`Topology`] (TOML or built in Rust).
 
+pub mod catalog;
 pub mod commands;
 pub mod fixtures;
 pub mod scram;
