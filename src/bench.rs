@@ -227,7 +227,9 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, down: A
             return;
         }
         if down.load(Ordering::Relaxed) {
-            if w.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n").is_err() {
+            if w.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+                .is_err()
+            {
                 return;
             }
             continue;
@@ -310,6 +312,7 @@ fn agent_config(sim: &SimHandle, o: &BenchOptions, receiver: SocketAddr) -> Stri
     let mut c = format!(
         "[agent]\ninterval_secs = {}\ncommand_timeout_ms = 5000\nconnect_timeout_ms = 3000\n\
          spool_dir = \"{dir}/spool\"\nlog_file = \"{dir}/agent.log\"\nshutdown_timeout_secs = 10\nname = \"bench\"\n\
+         [spool]\nmax_bytes = 8589934592\n\
          [upload]\nurl = \"http://{receiver}/write\"\n",
         o.interval.as_secs().max(1)
     );
@@ -439,7 +442,9 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
         let cpu0 = proc_stat(pid).context("agent vanished")?.cpu_seconds;
         let srv0 = counters_total(&sim);
         let mut peak = ProcStat::default();
-        let me0 = proc_stat(std::process::id()).unwrap_or_default().cpu_seconds;
+        let me0 = proc_stat(std::process::id())
+            .unwrap_or_default()
+            .cpu_seconds;
         let t0 = Instant::now();
         let mut outage_end_ms = None;
         let mut spool_at_end = 0;
@@ -497,7 +502,9 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     rd.flatten()
         .map(|e| match e.metadata() {
             Ok(m) if m.is_dir() => dir_bytes(&e.path()),
@@ -507,7 +514,14 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-fn drain(o: &BenchOptions, n: usize, receiver: &Receiver, start_ms: i64, end_ms: i64, spool: u64) -> Drain {
+fn drain(
+    o: &BenchOptions,
+    n: usize,
+    receiver: &Receiver,
+    start_ms: i64,
+    end_ms: i64,
+    spool: u64,
+) -> Drain {
     let seen = receiver.seen.lock().unwrap_or_else(|e| e.into_inner());
     let backlog: Vec<i64> = seen
         .samples
@@ -518,7 +532,11 @@ fn drain(o: &BenchOptions, n: usize, receiver: &Receiver, start_ms: i64, end_ms:
         .collect();
     let last = backlog.iter().copied().max().unwrap_or(end_ms);
     let drain_secs = ((last - end_ms) as f64 / 1000.0).max(0.001);
-    let batches = seen.arrivals.iter().filter(|(a, _)| *a >= end_ms && *a <= last).count() as u64;
+    let batches = seen
+        .arrivals
+        .iter()
+        .filter(|(a, _)| *a >= end_ms && *a <= last)
+        .count() as u64;
     let outage_secs = (end_ms - start_ms) as f64 / 1000.0;
     let taken = (n as f64 * outage_secs / o.interval.as_secs_f64()).max(1.0);
     Drain {
@@ -717,13 +735,17 @@ fn run_peer(
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("summary.json"))?)
             .context("the peer's summary.json")?;
-    let peer_hosts = summary["hosts"].as_u64().unwrap_or(hosts.len() as u64) as f64;
-    let cpu_per = summary["cpu_seconds"]
-        .as_f64()
-        .zip(summary["host_samples"].as_f64())
+    // benches/peers/peerstat.py's summary: n_hosts, cpu_seconds_total,
+    // rss_mib_total, and the host-samples as Telegraf gathers per host or
+    // Percona scrapes that succeeded.
+    let num = |k: &str| summary[k].as_f64();
+    let peer_hosts = num("n_hosts").unwrap_or(hosts.len() as f64);
+    let peer_samples = num("host_gathers_ok").or_else(|| num("scrapes_ok"));
+    let cpu_per = num("cpu_seconds_total")
+        .zip(peer_samples)
         .map(|(c, s)| c / s.max(1.0));
     let my_cpu_per = me.agent.cpu_seconds / (me.host_samples as f64).max(1.0);
-    let rss_per = summary["rss_kib"].as_f64().map(|r| r / peer_hosts.max(1.0));
+    let rss_per = num("rss_mib_total").map(|r| r * 1024.0 / peer_hosts.max(1.0));
     Ok(PeerFigures {
         name: name.to_string(),
         hosts: peer_hosts as usize,
@@ -802,10 +824,29 @@ pub fn render(r: &Report) -> String {
             r.connections_opened_per_host, r.scram_handshakes_per_host
         ),
     );
-    row("simulator + receiver CPU s / RSS", format!("{:.1} s / {:.1} MiB", r.simulator_cpu_seconds, r.simulator_rss_kib as f64 / 1024.0));
+    row(
+        "simulator + receiver CPU s / RSS",
+        format!(
+            "{:.1} s / {:.1} MiB",
+            r.simulator_cpu_seconds,
+            r.simulator_rss_kib as f64 / 1024.0
+        ),
+    );
     if let Some(d) = &r.drain {
-        row("outage / spool bytes per host-sample", format!("{:.0} s / {:.0} B", d.outage_secs, d.spool_bytes_per_host_sample));
-        row("drain: seconds, host-samples/s (ingest)", format!("{:.1} s, {:.0}/s ({:.0}/s)", d.drain_secs, d.host_samples_per_sec, d.ingest_host_samples_per_sec));
+        row(
+            "outage / spool bytes per host-sample",
+            format!(
+                "{:.0} s / {:.0} B",
+                d.outage_secs, d.spool_bytes_per_host_sample
+            ),
+        );
+        row(
+            "drain: seconds, host-samples/s (ingest)",
+            format!(
+                "{:.1} s, {:.0}/s ({:.0}/s)",
+                d.drain_secs, d.host_samples_per_sec, d.ingest_host_samples_per_sec
+            ),
+        );
         row("drain: batches/s", format!("{:.1}", d.batches_per_sec));
     }
     for p in &r.peers {

@@ -6,17 +6,18 @@
 //!
 //! # Module map
 //! - [`app`]: what each subcommand does (wiring config, logging and the actor system).
-//! - [`cli`]: the command line (clap derive): `run`, `check`, `config`, `init`, `sim`, `demo`.
+//! - [`cli`]: the command line (clap derive): `run`, `check`, `config`, `init`, `sim`, `demo`, `bench`.
 //! - [`daemon`]: running as a service: the root refusal, the pid file, the world-readable-secret warning.
 //! - [`config`]: defaults → TOML → `MONGOMON_` env → CLI, validated into [`config::Settings`].
 //! - [`logging`]: slog drains (text or JSON, stderr or a reopenable file) with a level that can change at run time.
 //! - [`sample`]: [`sample::Sample`], one collected reply or host status, with the host's labels.
 //! - [`demo`]: `mongomon demo`, the agent against the built-in simulator with a live table.
-//! - [`format`]: encoding samples as Influx line protocol or JSON lines.
+//! - [`format`]: encoding samples as line protocol, JSON lines, Prometheus remote-write or VictoriaMetrics import lines.
 //! - [`stats`]: the agent's own counters, shipped in the same stream.
 //! - [`mongo`]: building per-host driver clients and running monitoring commands with timeouts.
 //! - [`actors`]: the actix actors: [`actors::supervisor`] owns [`actors::discovery`],
-//!   one [`actors::host_monitor`] per host, [`actors::batcher`] and [`actors::uploader`].
+//!   one [`actors::host_monitor`] per host, [`actors::batcher`] and one [`actors::uploader`] per upload target
+//!   (with its queue, durable spool, retry policy and proxy/TLS connector).
 //! - [`init`]: `mongomon init`, a ready configuration from `config/mongomon.toml.template`.
 //! - [`check`]: `mongomon check`, one OK/FAIL line per endpoint.
 //! - [`sim`]: the MongoDB wire-protocol simulator (replica sets, sharded clusters, fleets, faults) behind `mongomon sim` and `mongomon demo`.

@@ -13,13 +13,13 @@ fn bench_reports_every_figure_for_a_small_fleet_and_a_peer() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
     // A peer script that does what benches/peers/*.sh do at the end: write
-    // its summary. (The real peers are built from the Go proxy by
-    // benches/peers/install.sh and run on demand.)
+    // its summary in peerstat.py's shape. (The real peers are built from
+    // the Go proxy by benches/peers/install.sh and run on demand.)
     let peer = dir.path().join("peer.sh");
     std::fs::write(
         &peer,
         "#!/bin/sh\nn=$(wc -l < \"$1\")\n[ \"$2\" = 2 ] || exit 3\n\
-         printf '{\"hosts\": %s, \"cpu_seconds\": 8.0, \"host_samples\": 400, \"rss_kib\": 300000}\\n' \"$n\" > \"$4/summary.json\"\n",
+         printf '{\"n_hosts\": %s, \"cpu_seconds_total\": 8.0, \"host_gathers_ok\": 400, \"rss_mib_total\": 300.0}\\n' \"$n\" > \"$4/summary.json\"\n",
     )
     .unwrap();
     std::fs::set_permissions(&peer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -98,5 +98,8 @@ fn bench_reports_every_figure_for_a_small_fleet_and_a_peer() {
     assert!((ratio - my_cpu / (8.0 / 400.0)).abs() < 1e-9, "{p}");
     let rss_ratio = p["rss_per_host_ratio"].as_f64().unwrap();
     let mine = r["agent"]["rss_kib_per_host"].as_f64().unwrap();
-    assert!((rss_ratio - mine / (300000.0 / 30.0)).abs() < 1e-9, "{p}");
+    assert!(
+        (rss_ratio - mine / (300.0 * 1024.0 / 30.0)).abs() < 1e-9,
+        "{p}"
+    );
 }

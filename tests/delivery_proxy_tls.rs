@@ -196,10 +196,15 @@ fn a_client_certificate_is_presented_when_configured() {
         ),
     );
     let mut agent = agent_with_env(&cfg, &[]);
-    wait_for("samples through mutual TLS", Duration::from_secs(60), || {
-        host_up(&vm, &host).then_some(())
-    });
+    wait_for(
+        "samples through mutual TLS",
+        Duration::from_secs(60),
+        || host_up(&vm, &host).then_some(()),
+    );
     let log = tls.access_log();
-    assert!(log.contains("POST /write HTTP/1.1 204 client_verify=SUCCESS"), "{log}");
+    assert!(
+        log.contains("POST /write HTTP/1.1 204 client_verify=SUCCESS"),
+        "{log}"
+    );
     assert!(agent.stop(Duration::from_secs(20)).success());
 }

@@ -17,6 +17,9 @@
 #                      the old metric names that the Grafana/PMM dashboards read
 #   PERCONA_BASE_PORT  first exporter port (default 19216; port = base + index)
 set -euo pipefail
+# Credentials when the hosts want them (see telegraf.sh).
+CRED=""
+if [[ -n "${MONGOMON_BENCH_USER:-}" ]]; then CRED="${MONGOMON_BENCH_USER}:${MONGOMON_BENCH_PASSWORD:-}@"; fi
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HOSTS_FILE="${1:?usage: percona.sh HOSTS_FILE [INTERVAL] [DURATION] [OUTDIR]}"
@@ -53,7 +56,7 @@ i=0
 # shellcheck disable=SC2086 # FLAGS is a list of flags
 while read -r host; do
     port=$((BASE_PORT + i))
-    "$BIN" --mongodb.uri="mongodb://$host/?directConnection=true" \
+    "$BIN" --mongodb.uri="mongodb://${CRED}$host/?directConnection=true&authSource=admin" \
         --web.listen-address="127.0.0.1:$port" --log.level=warn $FLAGS \
         > "$OUTDIR/logs/$i-$host.log" 2>&1 &
     children+=("$!")

@@ -237,6 +237,54 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `<name>.key` and `<name>.pem`, signed by the CA in `d` with `ext`.
+fn issue(d: &Path, name: &str, subject: &str, ext: &str) {
+    let (key, csr, pem, cnf) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.cnf"),
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            subject,
+        ],
+    );
+    std::fs::write(d.join(&cnf), ext).expect("extensions file");
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &cnf,
+        ],
+    );
+}
+
 impl TestCa {
     pub fn new(name: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -260,59 +308,19 @@ impl TestCa {
             "keyUsage=critical,keyCertSign,cRLSign",
         ]);
         openssl(d, &ca);
-        let mut csr = vec!["req"];
-        csr.extend(ec);
-        csr.extend([
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
+        issue(
+            d,
+            "server",
             "/CN=localhost",
-        ]);
-        openssl(d, &csr);
-        std::fs::write(
-            d.join("ext.cnf"),
             "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
              keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("ext");
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "ext.cnf",
-            ],
         );
         // A client certificate, for receivers that ask for one.
-        let mut ccsr = vec!["req"];
-        ccsr.extend(ec);
-        ccsr.extend(["-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=mongomon-agent"]);
-        openssl(d, &ccsr);
-        std::fs::write(
-            d.join("client.cnf"),
-            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
-        )
-        .expect("ext");
-        openssl(
+        issue(
             d,
-            &[
-                "x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", "client.pem", "-days", "2", "-extfile", "client.cnf",
-            ],
+            "client",
+            "/CN=mongomon-agent",
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
         );
         TestCa { dir }
     }
@@ -323,7 +331,10 @@ impl TestCa {
 
     /// `(certificate, key)` of a client signed by this CA.
     pub fn client(&self) -> (PathBuf, PathBuf) {
-        (self.dir.path().join("client.pem"), self.dir.path().join("client.key"))
+        (
+            self.dir.path().join("client.pem"),
+            self.dir.path().join("client.key"),
+        )
     }
 }
 
