@@ -717,7 +717,7 @@ fn run_peer(
 ) -> anyhow::Result<PeerFigures> {
     let dir = o.work_dir.join(format!("peer-{name}"));
     std::fs::create_dir_all(&dir)?;
-    let hosts_file = dir.join("hosts.txt");
+    let hosts_file = dir.join("bench-hosts.txt");
     let hosts: Vec<String> = sim.hosts().iter().map(|h| h.addr.to_string()).collect();
     std::fs::write(&hosts_file, hosts.join("\n") + "\n")?;
     let status = Command::new(script)
