@@ -27,8 +27,3 @@ trap '[ -n "$made_policy" ] && $SUDO rm -f "$policy"' EXIT
 $SUDO apt-get update -qq
 echo "deps: installing ${missing[*]} from Debian"
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-# Belt and braces: nothing of theirs may keep running (or listening beyond loopback).
-for svc in prometheus influxdb tinyproxy nginx; do
-  $SUDO pkill -x "$svc" 2>/dev/null || true
-done
-$SUDO pkill -x influxd 2>/dev/null || true
