@@ -175,21 +175,24 @@ fn killing_one_server_reports_it_down_while_others_continue() {
             .filter(|(t, v)| *t > killed_at && *v == 0.0)
             .count()
     };
-    let all = wait_for(
-        "two down rounds after the kill",
+    let kept_after_kill = |all: &[common::Series]| -> Vec<(i64, f64)> {
+        all.iter()
+            .filter(|s| s.label("host") == Some(keep.addr().as_str()))
+            .flat_map(|s| s.points())
+            .filter(|(t, _)| *t > killed_at)
+            .collect()
+    };
+    // Both conditions in one bounded wait: how fast rounds come is the
+    // bench's business, that both keep coming is this test's.
+    let kept = wait_for(
+        "two down rounds of the killed host and four rounds of the other",
         Duration::from_secs(30),
         || {
             let all = vm.export("mongodb_up");
-            (down_after_kill(&all) >= 2).then_some(all)
+            let kept = kept_after_kill(&all);
+            (down_after_kill(&all) >= 2 && kept.len() >= 4).then_some(kept)
         },
     );
-    let kept: Vec<(i64, f64)> = all
-        .iter()
-        .filter(|s| s.label("host") == Some(keep.addr().as_str()))
-        .flat_map(|s| s.points())
-        .filter(|(t, _)| *t > killed_at)
-        .collect();
-    assert!(kept.len() >= 4, "the live host keeps arriving: {kept:?}");
     assert!(kept.iter().all(|(_, v)| *v == 1.0));
     assert!(agent.is_running());
     assert!(agent.log().contains("Host is down."));
