@@ -23,7 +23,7 @@
 //! `summary.json` whose CPU and RSS figures are set beside the agent's.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -191,10 +191,9 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, down: A
     let Ok(mut w) = conn.try_clone() else { return };
     let mut r = BufReader::new(conn);
     while !stop.load(Ordering::Relaxed) {
-        let mut line = String::new();
-        match r.read_line(&mut line) {
-            Ok(0) => return,
-            Ok(_) => {}
+        let body = match crate::http_body::read_body(&mut r) {
+            Ok(Some(body)) => body,
+            Ok(None) => return,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -204,28 +203,8 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, down: A
                 continue
             }
             Err(_) => return,
-        }
-        let (mut len, mut gz) = (0usize, false);
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end().to_ascii_lowercase();
-            if h.is_empty() {
-                break;
-            }
-            if let Some(v) = h.strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-            if h.starts_with("content-encoding:") && h.contains("gzip") {
-                gz = true;
-            }
-        }
-        let mut body = vec![0u8; len];
-        if r.read_exact(&mut body).is_err() {
-            return;
-        }
+        };
+        let len = body.len();
         if down.load(Ordering::Relaxed) {
             if w.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
                 .is_err()
@@ -235,13 +214,7 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, down: A
             continue;
         }
         let arrived = now_ms();
-        let text = if gz {
-            let mut out = String::new();
-            let _ = flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut out);
-            out
-        } else {
-            String::from_utf8_lossy(&body).into_owned()
-        };
+        let text = String::from_utf8_lossy(&body);
         {
             let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
             s.requests += 1;

@@ -9,7 +9,7 @@
 //! monitor → batcher → uploader → HTTP.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{BufReader, IsTerminal, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -167,45 +167,15 @@ fn serve(stream: TcpStream, board: Arc<Mutex<Board>>) {
     };
     let mut reader = BufReader::new(stream);
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let (mut len, mut gzip) = (0usize, false);
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end().to_ascii_lowercase();
-            if h.is_empty() {
-                break;
-            }
-            if let Some(v) = h.strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap_or(0);
-            } else if h.starts_with("content-encoding:") && h.contains("gzip") {
-                gzip = true;
-            }
-        }
-        // Batches are bounded by upload.max_batch_bytes; refuse absurd sizes.
-        if len > 64 << 20 {
-            return;
-        }
-        let mut body = vec![0u8; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        if gzip {
-            let mut out = Vec::new();
-            if flate2::read::GzDecoder::new(&body[..])
-                .read_to_end(&mut out)
-                .is_err()
-            {
+        let body = match crate::http_body::read_body(&mut reader) {
+            Ok(Some(body)) => body,
+            Ok(None) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 let _ = writer.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
                 continue;
             }
-            body = out;
-        }
+            Err(_) => return,
+        };
         {
             let mut b = board.lock().unwrap_or_else(|e| e.into_inner());
             b.batches += 1;

@@ -22,6 +22,7 @@
 //! - [`check`]: `mongomon check`, one OK/FAIL line per endpoint.
 //! - [`sim`]: the MongoDB wire-protocol simulator (replica sets, sharded clusters, fleets, faults) behind `mongomon sim` and `mongomon demo`.
 //! - [`signals`]: maps SIGTERM/SIGINT/SIGHUP to messages for the supervisor.
+//! - [`http_body`]: reading one request body, for the in-process receivers of `demo` and `bench`.
 //! - [`bench`]: `mongomon bench`, the many-host harness (simulator, agent process, counting receiver).
 
 pub mod actors;
@@ -33,6 +34,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod format;
+pub mod http_body;
 pub mod init;
 pub mod logging;
 pub mod mongo;
