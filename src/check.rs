@@ -157,11 +157,17 @@ pub async fn run(settings: &Settings) -> Vec<CheckLine> {
             }
         };
         let hosts: Vec<String> = if target.discover {
+            // The probes' clients end with the check.
+            let probe_clients = mongo::HostClients::default();
             let found = expand::expand(
                 &target.hosts,
                 &base,
                 &settings.agent,
                 settings.discovery.mongos_ping_window,
+                expand::Clients {
+                    cache: &probe_clients,
+                    settings: mongo::settings_hash(target),
+                },
             )
             .await;
             found.hosts.into_keys().collect()

@@ -14,7 +14,7 @@
 //! - [`demo`]: `mongomon demo`, the agent against the built-in simulator with a live table.
 //! - [`format`]: encoding samples as line protocol, JSON lines, Prometheus remote-write or VictoriaMetrics import lines.
 //! - [`stats`]: the agent's own counters, shipped in the same stream.
-//! - [`mongo`]: building per-host driver clients and running monitoring commands with timeouts.
+//! - [`mongo`]: per-host driver clients (one per host, shared by discovery and the monitors) and monitoring commands with timeouts.
 //! - [`actors`]: the actix actors: [`actors::supervisor`] owns [`actors::discovery`],
 //!   one [`actors::host_monitor`] per host, [`actors::batcher`] and one [`actors::uploader`] per upload target
 //!   (with its queue, durable spool, retry policy and proxy/TLS connector).

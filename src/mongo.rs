@@ -6,7 +6,16 @@
 //! slow or dead host must not hold up the others. The pool is one connection
 //! (commands of a host run one after another) and the monitor polls instead
 //! of streaming, so a host costs two sockets: the pool's and the monitor's.
+//!
+//! Discovery's probes and the monitors share one client per host through
+//! [`HostClients`]: the client a probe built (and authenticated) is the one
+//! the host's monitor then samples with, and later re-expansions probe over
+//! the monitor's client. A host is authenticated once per agent run, not
+//! once per probe.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bson::{doc, Document};
@@ -63,6 +72,111 @@ pub fn host_options(
 /// command does.
 pub fn host_client(opts: ClientOptions) -> Result<Client, Error> {
     Client::with_options(opts)
+}
+
+/// Which client: the target's settings (a hash of name, URI and
+/// credentials, so changed credentials never reuse an old login) and the
+/// host's address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientKey {
+    pub settings: u64,
+    pub addr: String,
+}
+
+/// A client handed out by [`HostClients`], with the id that lets its holder
+/// release exactly this one (and not a newer client built for the same key).
+#[derive(Clone)]
+pub struct SharedClient {
+    pub id: u64,
+    pub client: Client,
+}
+
+/// The per-host clients shared by discovery and the monitors.
+///
+/// Entries live until the host's monitor stops ([`HostClients::release`]),
+/// discovery drops hosts it no longer lists ([`HostClients::retain`]), or
+/// the target's settings change ([`HostClients::forget_settings`]). A
+/// holder keeps its own clone, so an eviction never breaks a running
+/// monitor; it only means the next probe builds a new client.
+#[derive(Clone, Default)]
+pub struct HostClients {
+    inner: Arc<Mutex<HashMap<ClientKey, SharedClient>>>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl HostClients {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, SharedClient>> {
+        // A panic while holding this lock cannot leave the map half-written
+        // (every change is one insert or remove), so a poisoned lock is safe.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached client for `key`, or a new one built from `base`.
+    pub fn get_or_build(
+        &self,
+        key: &ClientKey,
+        base: &ClientOptions,
+        agent: &AgentSettings,
+    ) -> Result<SharedClient, Error> {
+        if let Some(c) = self.map().get(key) {
+            return Ok(c.clone());
+        }
+        self.rebuild(key, base, agent)
+    }
+
+    /// Builds a new client for `key` (new timeouts, say) and caches it in
+    /// place of the old one.
+    pub fn rebuild(
+        &self,
+        key: &ClientKey,
+        base: &ClientOptions,
+        agent: &AgentSettings,
+    ) -> Result<SharedClient, Error> {
+        let client = host_client(host_options(base, &key.addr, agent)?)?;
+        let shared = SharedClient {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            client,
+        };
+        self.map().insert(key.clone(), shared.clone());
+        Ok(shared)
+    }
+
+    /// Drops the cached client of `key` if it is still the one with `id`.
+    pub fn release(&self, key: &ClientKey, id: u64) {
+        let mut map = self.map();
+        if map.get(key).is_some_and(|c| c.id == id) {
+            map.remove(key);
+        }
+    }
+
+    /// Keeps, for one target's settings, only the clients of hosts `keep`
+    /// accepts (drops aliases and hosts that are gone).
+    pub fn retain(&self, settings: u64, keep: impl Fn(&str) -> bool) {
+        self.map()
+            .retain(|k, _| k.settings != settings || keep(&k.addr));
+    }
+
+    /// Drops every client built for `settings` (a target changed or left).
+    pub fn forget_settings(&self, settings: u64) {
+        self.map().retain(|k, _| k.settings != settings);
+    }
+
+    /// How many clients are cached.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The [`ClientKey::settings`] of a target: what its logins depend on.
+pub fn settings_hash(t: &TargetSettings) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&t.name, &t.uri, &t.username, &t.password).hash(&mut h);
+    h.finish()
 }
 
 /// The outcome of one command.

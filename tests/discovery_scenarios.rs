@@ -91,15 +91,6 @@ fn resolve(sim: &SimHandle, alias: &str) -> String {
     }
 }
 
-/// The hosts the simulator is really serving (alive, not removed).
-fn live_hosts(sim: &SimHandle) -> BTreeSet<String> {
-    sim.hosts()
-        .into_iter()
-        .filter(|h| h.up && h.role != "removed")
-        .map(|h| h.addr.to_string())
-        .collect()
-}
-
 fn mismatch(sim: &SimHandle, want: &Expect, got: &[Labels]) -> Option<String> {
     let monitored: BTreeSet<String> = got.iter().map(|l| l.host.clone()).collect();
     if monitored.len() != want.total {
@@ -109,7 +100,7 @@ fn mismatch(sim: &SimHandle, want: &Expect, got: &[Labels]) -> Option<String> {
             want.total
         ));
     }
-    let live = live_hosts(sim);
+    let live = common::live_hosts(sim);
     if monitored != live {
         return Some(format!(
             "monitored {monitored:?} but the simulator serves {live:?}"

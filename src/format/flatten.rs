@@ -66,6 +66,11 @@ pub fn number(value: &Bson) -> Option<Number> {
 /// Keeps `[A-Za-z0-9_]` and maps everything else to `_`, so names survive
 /// every receiver (Prometheus is the strictest).
 pub fn push_sanitized(out: &mut String, key: &str) {
+    // Nearly every key is clean already: copy it whole.
+    if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        out.push_str(key);
+        return;
+    }
     for c in key.chars() {
         if c.is_ascii_alphanumeric() || c == '_' {
             out.push(c);

@@ -59,11 +59,17 @@ impl Points for Lines<'_> {
         self.fields += 1;
         escape(self.out, key, b",= ");
         self.out.push(b'=');
-        // Writing into a Vec cannot fail.
-        let _ = match value {
-            Number::Int(i) => write!(self.out, "{i}i"),
-            Number::Float(f) => write!(self.out, "{f}"),
-        };
+        match value {
+            Number::Int(i) => {
+                self.out
+                    .extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+                self.out.push(b'i');
+            }
+            // Writing into a Vec cannot fail.
+            Number::Float(f) => {
+                let _ = write!(self.out, "{f}");
+            }
+        }
     }
 
     fn end(&mut self) {
@@ -71,13 +77,22 @@ impl Points for Lines<'_> {
             self.out.truncate(self.start);
             return;
         }
-        let _ = writeln!(self.out, " {}", self.ts);
+        self.out.push(b' ');
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(self.ts).as_bytes());
+        self.out.push(b'\n');
     }
 }
 
 /// Backslash-escapes the given special bytes; newlines, which line protocol
 /// cannot carry at all, become spaces (escaped as well).
 fn escape(out: &mut Vec<u8>, s: &str, special: &[u8]) {
+    let plain = |b: &u8| !(special.contains(b) || matches!(b, b'\\' | b'\n' | b'\r'));
+    // Flattened field names never need escaping: copy them whole.
+    if s.as_bytes().iter().all(plain) {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
     for &b in s.as_bytes() {
         let b = if b == b'\n' || b == b'\r' { b' ' } else { b };
         if special.contains(&b) || b == b'\\' {

@@ -485,3 +485,12 @@ pub fn mongomon_timeout(args: &[&str], limit: Duration) -> std::process::Output 
     let _ = child.kill();
     child.wait_with_output().expect("output")
 }
+
+/// The hosts the simulator is really serving (alive, not removed).
+pub fn live_hosts(sim: &mongomon::sim::SimHandle) -> std::collections::BTreeSet<String> {
+    sim.hosts()
+        .into_iter()
+        .filter(|h| h.up && h.role != "removed")
+        .map(|h| h.addr.to_string())
+        .collect()
+}

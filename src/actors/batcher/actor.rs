@@ -1,15 +1,13 @@
 //! The `Batcher` actor.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use bytes::Bytes;
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use slog::{error, warn, Logger};
 
+use super::gzip::Gzip;
 use super::{new_batch_id, ApplySettings, Flush, Lane, StopBatching};
 use crate::actors::host_monitor::SamplesCollected;
 use crate::actors::supervisor::ChildStopped;
@@ -47,6 +45,7 @@ pub struct Batcher {
     age_timer: Option<SpawnHandle>,
     self_metrics_timer: Option<SpawnHandle>,
     stop_requested: bool,
+    gzip: Gzip,
 }
 
 fn slot(class: Class) -> usize {
@@ -81,6 +80,7 @@ impl Batcher {
             age_timer: None,
             self_metrics_timer: None,
             stop_requested: false,
+            gzip: Gzip::default(),
         }
     }
 
@@ -129,22 +129,29 @@ impl Batcher {
     /// Closes one open batch and queues it.
     fn cut(&mut self, lane: usize, class: Class) {
         let l = &mut self.lanes[lane];
-        let open = std::mem::take(&mut l.open[slot(class)]);
+        let mut open = std::mem::take(&mut l.open[slot(class)]);
         if open.samples == 0 {
+            l.open[slot(class)].buf = open.buf;
             return;
         }
         let settings = &l.lane.settings;
         let (body, encoding) = match settings.format {
             // The protocol requires snappy; it is not optional.
             UploadFormat::RemoteWrite => match format::remote_write::compress(&open.buf) {
-                Ok(z) => (z, Encoding::Snappy),
+                Ok(z) => {
+                    reuse(&mut l.open[slot(class)], &mut open.buf);
+                    (z, Encoding::Snappy)
+                }
                 Err(e) => {
                     error!(self.log, "Cannot snappy-compress a remote-write batch; dropped."; "upload" => &settings.name, "error" => e.to_string(), "samples" => open.samples);
                     return;
                 }
             },
-            _ if settings.gzip => match gzip(&open.buf) {
-                Ok(z) => (z, Encoding::Gzip),
+            _ if settings.gzip => match self.gzip.compress(&open.buf) {
+                Ok(z) => {
+                    reuse(&mut l.open[slot(class)], &mut open.buf);
+                    (z, Encoding::Gzip)
+                }
                 Err(e) => {
                     warn!(self.log, "Cannot gzip a batch; sending it uncompressed."; "error" => e.to_string());
                     (open.buf, Encoding::Identity)
@@ -220,12 +227,12 @@ impl Batcher {
     }
 }
 
-fn gzip(raw: &[u8]) -> std::io::Result<Vec<u8>> {
-    // Level 1: most of the size win for a fraction of the CPU; line protocol
-    // and JSON compress 5–10× even so.
-    let mut enc = GzEncoder::new(Vec::with_capacity(raw.len() / 4), Compression::fast());
-    enc.write_all(raw)?;
-    enc.finish()
+/// Hands a compressed batch's raw buffer back to its slot: the next batch
+/// fills the same memory instead of growing a new buffer by doubling (and
+/// faulting in fresh pages) up to `max_batch_bytes` again.
+fn reuse(slot: &mut Open, buf: &mut Vec<u8>) {
+    buf.clear();
+    slot.buf = std::mem::take(buf);
 }
 
 impl Actor for Batcher {

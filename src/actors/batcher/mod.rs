@@ -10,6 +10,7 @@
 //! everything else.
 
 mod actor;
+pub mod gzip;
 
 use std::sync::Arc;
 

@@ -13,7 +13,7 @@ use crate::actors::host_monitor::HostSpec;
 use crate::actors::supervisor::ChildStopped;
 use crate::actors::ChildId;
 use crate::config::{AgentSettings, DiscoverySettings, TargetSettings};
-use crate::mongo;
+use crate::mongo::{self, HostClients};
 
 /// How soon a target whose URI could not be resolved (SRV, DNS) is retried.
 const RESOLVE_RETRY: Duration = Duration::from_secs(30);
@@ -49,21 +49,34 @@ pub struct Discovery {
     stop_requested: bool,
     tick: Option<SpawnHandle>,
     announce_pending: Option<SpawnHandle>,
+    /// The per-host clients, shared with the monitors.
+    clients: HostClients,
 }
 
 /// How long resolved targets wait to be announced together.
 const ANNOUNCE_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Where discovery's results go, and the clients it shares with the monitors.
+pub struct DiscoveryLinks {
+    pub sink: Recipient<HostSetChanged>,
+    pub supervisor: Recipient<ChildStopped>,
+    pub clients: HostClients,
+}
 
 impl Discovery {
     pub fn new(
         targets: Vec<TargetSettings>,
         discovery: DiscoverySettings,
         agent: AgentSettings,
-        sink: Recipient<HostSetChanged>,
-        supervisor: Recipient<ChildStopped>,
+        links: DiscoveryLinks,
         generation: u64,
         log: &Logger,
     ) -> Self {
+        let DiscoveryLinks {
+            sink,
+            supervisor,
+            clients,
+        } = links;
         let mut d = Discovery {
             targets: BTreeMap::new(),
             discovery,
@@ -76,6 +89,7 @@ impl Discovery {
             stop_requested: false,
             tick: None,
             announce_pending: None,
+            clients,
         };
         d.set_targets(targets);
         d
@@ -87,19 +101,30 @@ impl Discovery {
             let state = match old.remove(&t.name) {
                 // Same settings: keep what was learned.
                 Some(s) if s.settings == t => s,
-                _ => TargetState {
-                    cluster_label: t.name.clone(),
-                    settings: t.clone(),
-                    options: None,
-                    hosts: BTreeMap::new(),
-                    missing_since: HashMap::new(),
-                    expanding: false,
-                    again: false,
-                    warned: HashSet::new(),
-                    fingerprints: HashMap::new(),
-                },
+                prev => {
+                    if let Some(p) = prev {
+                        self.clients
+                            .forget_settings(mongo::settings_hash(&p.settings));
+                    }
+                    TargetState {
+                        cluster_label: t.name.clone(),
+                        settings: t.clone(),
+                        options: None,
+                        hosts: BTreeMap::new(),
+                        missing_since: HashMap::new(),
+                        expanding: false,
+                        again: false,
+                        warned: HashSet::new(),
+                        fingerprints: HashMap::new(),
+                    }
+                }
             };
             self.targets.insert(t.name, state);
+        }
+        // Clients logged in with settings that are gone are not reused.
+        for gone in old.values() {
+            self.clients
+                .forget_settings(mongo::settings_hash(&gone.settings));
         }
     }
 
@@ -124,6 +149,7 @@ impl Discovery {
         let options = state.options.clone();
         let agent = self.agent.clone();
         let window = self.discovery.mongos_ping_window;
+        let clients = self.clients.clone();
         let fut = async move {
             let options = match options {
                 Some(o) => o,
@@ -133,7 +159,11 @@ impl Discovery {
                 },
             };
             let expansion = if settings.discover {
-                expand::expand(&settings.hosts, &options, &agent, window).await
+                let clients = expand::Clients {
+                    cache: &clients,
+                    settings: mongo::settings_hash(&settings),
+                };
+                expand::expand(&settings.hosts, &options, &agent, window, clients).await
             } else {
                 seeds_only(&settings.hosts)
             };
@@ -218,6 +248,13 @@ impl Discovery {
                 }
             }
         }
+        // Clients probed under a name the walk did not keep (an alias of a
+        // host known by its `me`) or of hosts that left are not needed.
+        let hosts = &state.hosts;
+        self.clients
+            .retain(mongo::settings_hash(&state.settings), |a| {
+                hosts.contains_key(a)
+            });
         if let Some(delay) = recheck_in {
             let name = name.to_string();
             ctx.run_later(delay + Duration::from_millis(50), move |act, ctx| {
@@ -273,6 +310,7 @@ impl Discovery {
                         replset: f.replset.clone(),
                         shard: f.shard.clone(),
                         base_options: opts.clone(),
+                        settings_hash: mongo::settings_hash(&state.settings),
                         fingerprint: fingerprint(&state.settings, &state.cluster_label, f),
                     },
                 );

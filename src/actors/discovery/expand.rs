@@ -1,7 +1,8 @@
 //! Expanding one target's seeds into the whole deployment.
 //!
-//! A breadth-first walk over hosts, each probed through its own short-lived
-//! direct client:
+//! A breadth-first walk over hosts, each probed through its direct client
+//! from [`HostClients`] (the one its monitor samples with, so a probe
+//! neither opens new sockets nor logs in again once the host is monitored):
 //! - a replica-set member contributes `hello`'s `hosts`, `passives` and
 //!   `arbiters`, plus the members `hello` does not list (hidden, delayed)
 //!   from `replSetGetConfig`, or `replSetGetStatus` when the user may not
@@ -26,7 +27,7 @@ use futures_util::future::join_all;
 use mongodb::options::ClientOptions;
 
 use crate::config::AgentSettings;
-use crate::mongo;
+use crate::mongo::{self, ClientKey, HostClients};
 
 /// What a host is, as far as discovery knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,12 +92,20 @@ struct ProbeResult {
 /// How many hosts are probed at once.
 const WAVE: usize = 64;
 
+/// Where a walk gets its clients: the shared cache and the target's key.
+#[derive(Clone, Copy)]
+pub struct Clients<'a> {
+    pub cache: &'a HostClients,
+    pub settings: u64,
+}
+
 /// Walks the deployment from `seeds`.
 pub async fn expand(
     seeds: &[String],
     base: &ClientOptions,
     agent: &AgentSettings,
     mongos_ping_window: Duration,
+    clients: Clients<'_>,
 ) -> Expansion {
     let mut out = Expansion::default();
     let mut queue: VecDeque<(String, Context)> = seeds
@@ -124,7 +133,7 @@ pub async fn expand(
             }
         }
         let results = join_all(wave.into_iter().map(|(addr, ctx)| async move {
-            let r = probe(&addr, &ctx, base, agent, mongos_ping_window).await;
+            let r = probe(&addr, &ctx, base, agent, mongos_ping_window, clients).await;
             (addr, ctx, r)
         }))
         .await;
@@ -195,10 +204,15 @@ async fn probe(
     base: &ClientOptions,
     agent: &AgentSettings,
     ping_window: Duration,
+    clients: Clients<'_>,
 ) -> ProbeResult {
     let mut r = ProbeResult::default();
-    let client = match mongo::host_options(base, addr, agent).and_then(mongo::host_client) {
-        Ok(c) => c,
+    let key = ClientKey {
+        settings: clients.settings,
+        addr: addr.to_string(),
+    };
+    let client = match clients.cache.get_or_build(&key, base, agent) {
+        Ok(c) => c.client,
         Err(e) => {
             r.problems.push(format!(
                 "{addr}: {}",

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use bson::Document;
-use mongodb::Client;
 use slog::{debug, error, info, warn, Logger};
 
 use super::collect::{collect_round, DbStatsPlan, Plan, Round, Weight};
@@ -16,7 +15,7 @@ use crate::actors::{ChildId, Route};
 use crate::config::AgentSettings;
 use crate::format::flatten::Number;
 use crate::format::schema;
-use crate::mongo;
+use crate::mongo::{self, ClientKey, HostClients, SharedClient};
 use crate::sample::{Body, Failure, Labels, Role, Sample};
 use crate::stats::{AgentStats, Stats};
 
@@ -28,6 +27,8 @@ pub struct MonitorLinks {
     pub supervisor: Recipient<ChildStopped>,
     pub stats: Stats,
     pub mongos_ping_window: Duration,
+    /// Shared with discovery: the client its probe built is sampled with.
+    pub clients: HostClients,
 }
 
 /// Samples one host. Owned by the supervisor; stops only when told to or
@@ -36,7 +37,7 @@ pub struct HostMonitor {
     spec: HostSpec,
     agent: AgentSettings,
     links: MonitorLinks,
-    client: Option<Client>,
+    client: Option<SharedClient>,
     labels: Arc<Labels>,
     generation: u64,
     log: Logger,
@@ -56,6 +57,10 @@ pub struct HostMonitor {
     was_up: Option<bool>,
     /// The topology fingerprint last reported to discovery.
     reported_topology: Option<u64>,
+    /// serverStatus's top-level field count and unmapped-field count when
+    /// last counted: counting walks and hashes every field name, so it is
+    /// redone only when the shape may have changed (see `finish_round`).
+    schema_seen: Option<(usize, i64)>,
     stop_requested: bool,
     tick_handle: Option<SpawnHandle>,
 }
@@ -94,16 +99,30 @@ impl HostMonitor {
             last_uptime: None,
             was_up: None,
             reported_topology: None,
+            schema_seen: None,
             stop_requested: false,
             tick_handle: None,
         }
     }
 
-    fn build_client(&mut self) -> Result<(), String> {
-        let opts = mongo::host_options(&self.spec.base_options, &self.spec.addr, &self.agent)
-            .map_err(|e| mongo::classify("connect", &e).message)?;
-        let client =
-            mongo::host_client(opts).map_err(|e| mongo::classify("connect", &e).message)?;
+    fn client_key(&self) -> ClientKey {
+        ClientKey {
+            settings: self.spec.settings_hash,
+            addr: self.spec.addr.clone(),
+        }
+    }
+
+    /// Takes the host's shared client (the one discovery's probe already
+    /// logged in with), or builds a fresh one when `fresh` (new timeouts).
+    fn build_client(&mut self, fresh: bool) -> Result<(), String> {
+        let key = self.client_key();
+        let clients = &self.links.clients;
+        let built = if fresh {
+            clients.rebuild(&key, &self.spec.base_options, &self.agent)
+        } else {
+            clients.get_or_build(&key, &self.spec.base_options, &self.agent)
+        };
+        let client = built.map_err(|e| mongo::classify("connect", &e).message)?;
         self.client = Some(client);
         Ok(())
     }
@@ -151,7 +170,7 @@ impl HostMonitor {
             debug!(self.log, "Previous round still running; skipping this one.");
             return;
         }
-        let Some(client) = self.client.clone() else {
+        let Some(client) = self.client.as_ref().map(|c| c.client.clone()) else {
             return;
         };
         self.in_flight = true;
@@ -218,13 +237,22 @@ impl HostMonitor {
                     if outcome.command == "serverStatus" {
                         self.observe_server_status(&doc);
                         schema::normalize_server_status(&mut doc);
+                        // Fields come and go with the version and with
+                        // sections that appear at first use (a new top-level
+                        // key); counted again then and on every info round
+                        // (hourly, after a restart or an upgrade).
+                        let unmapped = match self.schema_seen {
+                            Some((len, n)) if len == doc.len() && !round.info_requested => n,
+                            _ => {
+                                let n = schema::unmapped_fields(&doc) as i64;
+                                self.schema_seen = Some((doc.len(), n));
+                                n
+                            }
+                        };
                         samples.push(self.derived_sample(
                             "schema",
                             vec![],
-                            vec![(
-                                "unmapped_fields",
-                                Number::Int(schema::unmapped_fields(&doc) as i64),
-                            )],
+                            vec![("unmapped_fields", Number::Int(unmapped))],
                             outcome.started,
                         ));
                     }
@@ -339,7 +367,7 @@ impl Actor for HostMonitor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if let Err(e) = self.build_client() {
+        if let Err(e) = self.build_client(false) {
             error!(self.log, "Cannot build a client for this host."; "error" => e);
             ctx.stop();
             return;
@@ -357,8 +385,11 @@ impl Actor for HostMonitor {
                 generation: self.generation,
             });
         }
-        // Dropping the client closes its sockets and background tasks.
-        self.client = None;
+        // Dropping the last clone of the client closes its sockets and
+        // background tasks; the shared cache holds one until released.
+        if let Some(c) = self.client.take() {
+            self.links.clients.release(&self.client_key(), c.id);
+        }
     }
 }
 
@@ -380,7 +411,7 @@ impl Handler<ApplySettings> for HostMonitor {
             || old.connect_timeout != self.agent.connect_timeout
             || old.interval != self.agent.interval;
         if timing_changed {
-            if let Err(e) = self.build_client() {
+            if let Err(e) = self.build_client(true) {
                 warn!(self.log, "Keeping the old client; the new settings do not build one."; "error" => e);
             }
         }

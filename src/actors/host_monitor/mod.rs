@@ -39,6 +39,9 @@ pub struct HostSpec {
     /// The target's client options (URI, credentials, TLS); narrowed to this
     /// host by the monitor.
     pub base_options: ClientOptions,
+    /// The target's [`crate::mongo::ClientKey::settings`]: with `addr`, which
+    /// shared client this host is sampled with.
+    pub settings_hash: u64,
     /// Identifies the target's settings (URI and credentials) this spec was
     /// built from: a monitor is restarted only when it changes.
     pub fingerprint: u64,

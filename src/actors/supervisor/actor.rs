@@ -12,7 +12,7 @@ use super::{ChildStatus, ChildStopped, ListChildren, ListHosts, Reload, Shutdown
 use crate::actors::batcher::Lane;
 use crate::actors::batcher::{self, Batcher, Flush, StopBatching};
 use crate::actors::discovery::{
-    ApplyTargets, Discovery, HostSetChanged, StopDiscovery, TopologyObserved,
+    ApplyTargets, Discovery, DiscoveryLinks, HostSetChanged, StopDiscovery, TopologyObserved,
 };
 use crate::actors::host_monitor::{
     self, DescribeHost, HostMonitor, HostSpec, MonitorLinks, SamplesCollected, StopMonitoring,
@@ -23,6 +23,7 @@ use crate::actors::uploader::{self, BeginDrain, IsIdle, StopUploading, Uploader}
 use crate::actors::{ChildId, Route};
 use crate::config::{self, Settings, UploadSettings};
 use crate::logging::LogHandle;
+use crate::mongo::HostClients;
 use crate::sample::Labels;
 use crate::stats::{upload_stats, AgentStats, Stats};
 
@@ -84,6 +85,8 @@ pub struct Supervisor {
     trackers: HashMap<ChildId, RestartTracker>,
     failed: HashSet<ChildId>,
     shutting_down: bool,
+    /// One driver client per host, shared by discovery and the monitors.
+    clients: HostClients,
 }
 
 impl Supervisor {
@@ -119,6 +122,7 @@ impl Supervisor {
             trackers: HashMap::new(),
             failed: HashSet::new(),
             shutting_down: false,
+            clients: HostClients::default(),
         })
     }
 
@@ -170,8 +174,11 @@ impl Supervisor {
                     self.settings.targets.clone(),
                     self.settings.discovery.clone(),
                     self.settings.agent.clone(),
-                    ctx.address().recipient(),
-                    me,
+                    DiscoveryLinks {
+                        sink: ctx.address().recipient(),
+                        supervisor: me,
+                        clients: self.clients.clone(),
+                    },
                     generation,
                     &self.log,
                 )
@@ -189,6 +196,7 @@ impl Supervisor {
                     supervisor: me,
                     stats: self.stats.clone(),
                     mongos_ping_window: self.settings.discovery.mongos_ping_window,
+                    clients: self.clients.clone(),
                 };
                 let addr = HostMonitor::new(
                     spec,
