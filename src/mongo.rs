@@ -160,15 +160,6 @@ impl HostClients {
     pub fn forget_settings(&self, settings: u64) {
         self.map().retain(|k, _| k.settings != settings);
     }
-
-    /// How many clients are cached.
-    pub fn len(&self) -> usize {
-        self.map().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The [`ClientKey::settings`] of a target: what its logins depend on.
