@@ -12,6 +12,7 @@ use crate::stats::AgentStats;
 
 /// Runs the parsed command line; errors are printed by `main` as one line.
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
+    crate::fatal::install();
     crate::install_crypto_provider();
     // These two need no configuration file.
     match &cli.command {
@@ -228,6 +229,10 @@ fn run(
         settings.agent.log_file.as_deref(),
     )
     .context("cannot set up logging (agent.log_file)")?;
+    crate::fatal::log_to(
+        settings.agent.log_file.clone(),
+        settings.agent.log_format == crate::config::LogFormat::Json,
+    );
     if allow_root && crate::daemon::euid() == 0 {
         slog::warn!(log, "Running as root because of --allow-root; create a service user and drop the flag."; "hint" => crate::daemon::CREATE_USER_HINT);
     }
@@ -239,6 +244,7 @@ fn run(
         Some(p) => Some(crate::daemon::PidFile::create(p)?),
         None => None,
     };
+    crate::fatal::remove_on_panic(pidfile.clone());
     let reload = ReloadSource {
         path: cli.config.clone(),
         overrides,

@@ -16,8 +16,9 @@ use serde::Serialize;
 
 use crate::actors::discovery::expand;
 use crate::actors::uploader::retry::UploadError;
-use crate::config::{redact_uri, Settings, TargetSettings, UploadSettings};
+use crate::config::{Settings, TargetSettings, UploadSettings};
 use crate::mongo;
+use crate::redact::{printable, redact_text, redact_uri};
 
 /// One checked endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,14 +37,17 @@ pub struct CheckLine {
 }
 
 impl CheckLine {
+    // Every line is built by these two, so the redaction is applied here,
+    // once: a library's error text may name the receiver with its userinfo
+    // (`… connections on user:password@host:port`).
     fn ok(kind: &'static str, endpoint: &str, target: &str, detail: String) -> Self {
         CheckLine {
             ok: true,
             kind,
-            endpoint: endpoint.to_string(),
+            endpoint: redact_uri(endpoint),
             target: target.to_string(),
             reason: None,
-            detail,
+            detail: printable(&redact_text(&detail)),
         }
     }
 
@@ -57,10 +61,10 @@ impl CheckLine {
         CheckLine {
             ok: false,
             kind,
-            endpoint: endpoint.to_string(),
+            endpoint: redact_uri(endpoint),
             target: target.to_string(),
             reason: Some(reason),
-            detail: format!("{reason}: {detail}"),
+            detail: printable(&redact_text(&format!("{reason}: {detail}"))),
         }
     }
 }
@@ -319,7 +323,14 @@ pub async fn check_upload(u: &UploadSettings) -> CheckLine {
         .url
         .parse::<awc::http::Uri>()
         .ok()
-        .and_then(|uri| uri.authority().map(|a| a.to_string()))
+        .and_then(|uri| {
+            // host:port only: the authority would carry the userinfo.
+            let host = uri.host()?;
+            Some(match uri.port() {
+                Some(p) => format!("{host}:{}", p.as_str()),
+                None => host.to_string(),
+            })
+        })
         .unwrap_or_else(|| endpoint.clone());
     let via = match &u.proxy {
         Some(p) => format!(" through the proxy {}:{}", p.host, p.port),

@@ -24,20 +24,28 @@
 //! - [`signals`]: maps SIGTERM/SIGINT/SIGHUP to messages for the supervisor.
 //! - [`http_body`]: reading one request body, for the in-process receivers of `demo` and `bench`.
 //! - [`bench`]: `mongomon bench`, the many-host harness (simulator, agent process, counting receiver).
+//! - [`redact`]: the one redaction of URLs and messages, used by every printer (config, errors, check, logs).
+//! - [`clock`]: time arithmetic that saturates instead of panicking.
+//! - [`fatal`]: the panic hook: one log line naming where, then a prompt exit (never a half-alive agent).
+//! - [`failpoint`]: `MONGOMON_FAILPOINT`, named places where tests make the agent panic on purpose.
 
 pub mod actors;
 pub mod app;
 pub mod bench;
 pub mod check;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod failpoint;
+pub mod fatal;
 pub mod format;
 pub mod http_body;
 pub mod init;
 pub mod logging;
 pub mod mongo;
+pub mod redact;
 pub mod sample;
 pub mod signals;
 pub mod sim;

@@ -51,9 +51,9 @@ pub fn build(
     let (writer, file): (Box<dyn Write + Send>, _) = match file {
         Some(path) => {
             let f = Arc::new(ReopenableFile::open(path)?);
-            (Box::new(SharedFile(f.clone())), Some(f))
+            (Box::new(Redacting::new(SharedFile(f.clone()))), Some(f))
         }
-        None => (Box::new(io::stderr()), None),
+        None => (Box::new(Redacting::new(io::stderr())), None),
     };
     let drain: BoxedDrain = match format {
         LogFormat::Text => {
@@ -153,6 +153,53 @@ fn open_append(path: &Path) -> io::Result<File> {
         })
 }
 
+/// Passes every finished line through [`crate::redact::redact_text`] before
+/// it is written. Log values come from libraries too (a driver's or an HTTP
+/// client's error text), and one of them naming an address with its
+/// userinfo must not put a password in the log; this is the last printer
+/// every line goes through.
+struct Redacting<W: Write> {
+    inner: W,
+    pending: Vec<u8>,
+}
+
+impl<W: Write> Redacting<W> {
+    fn new(inner: W) -> Self {
+        Redacting {
+            inner,
+            pending: Vec::with_capacity(512),
+        }
+    }
+
+    fn emit(&mut self, upto: usize) -> io::Result<()> {
+        let line: Vec<u8> = self.pending.drain(..upto).collect();
+        if line.contains(&b'@') {
+            let text = crate::redact::redact_text(&String::from_utf8_lossy(&line));
+            self.inner.write_all(text.as_bytes())
+        } else {
+            self.inner.write_all(&line)
+        }
+    }
+}
+
+impl<W: Write> Write for Redacting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        while let Some(i) = self.pending.iter().position(|b| *b == b'\n') {
+            self.emit(i + 1)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            let n = self.pending.len();
+            self.emit(n)?;
+        }
+        self.inner.flush()
+    }
+}
+
 struct SharedFile(Arc<ReopenableFile>);
 
 impl Write for SharedFile {
@@ -170,6 +217,34 @@ impl Write for SharedFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_lines_are_written_when_the_level_is_trace() {
+        // With slog's default features a trace! statement is compiled out
+        // (and debug! too in release builds), whatever the runtime level.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.log");
+        let (log, _h) = build(Level::Trace, LogFormat::Text, Some(&path)).unwrap();
+        slog::trace!(log, "Traced."; "n" => 1);
+        slog::debug!(log, "Debugged.");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("Traced.") && text.contains("Debugged."),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn userinfo_in_a_logged_value_is_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.log");
+        let (log, _h) = build(Level::Info, LogFormat::Json, Some(&path)).unwrap();
+        slog::info!(log, "Failed."; "error" => "connect to http://u:LOGSECRET@127.0.0.1:1/x refused");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("LOGSECRET"), "{text}");
+        assert!(text.contains("u:<redacted>@127.0.0.1:1"), "{text}");
+        serde_json::from_str::<serde_json::Value>(text.trim()).expect("still JSON");
+    }
 
     #[test]
     fn level_changes_and_file_reopens() {

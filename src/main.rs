@@ -15,7 +15,10 @@ fn main() -> ExitCode {
     match mongomon::app::main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("mongomon: {e:#}");
+            // Through the one redaction, in case a library's error quotes
+            // an address with credentials.
+            let text = mongomon::redact::redact_text(&format!("{e:#}"));
+            eprintln!("mongomon: {}", mongomon::redact::printable(&text));
             ExitCode::from(2)
         }
     }

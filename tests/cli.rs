@@ -65,7 +65,7 @@ fn bad_config_gives_one_line_naming_the_key_and_exit_2() {
     let cases: Vec<(String, &str)> = vec![
         (
             format!("[agent]\ninterval_secs = -5\n{good_rest}"),
-            "agent.interval_secs must be greater than 0 (found -5)",
+            "agent.interval_secs must be between 1 and 86400 (found -5)",
         ),
         (
             format!("[agent]\nbogus = 1\n{good_rest}"),
@@ -215,4 +215,28 @@ fn config_also_says_when_run_would_refuse_the_file() {
         String::from_utf8_lossy(&o.stdout).contains("[[targets]]"),
         "still printed"
     );
+}
+
+#[test]
+fn check_never_prints_the_receivers_userinfo() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = common::free_port();
+    let path = write_config(
+        &dir,
+        &format!(
+            "[agent]\ncommand_timeout_ms = 500\nconnect_timeout_ms = 500\n[[targets]]\nuri = \"mongodb://127.0.0.1:{dead}\"\ndiscover = false\n\
+             [upload]\nurl = \"http://basicuser:CHECK-SECRET-1e7@127.0.0.1:{dead}/write\"\nproxy = \"none\"\n"
+        ),
+    );
+    for args in [
+        vec!["check", "-c", &path],
+        vec!["check", "--json", "-c", &path],
+    ] {
+        let o = mongomon(&args, &[]);
+        let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+        assert_eq!(o.status.code(), Some(1), "{out}");
+        assert!(out.contains(&format!("127.0.0.1:{dead}")), "{out}");
+        assert!(out.contains("refused"), "{out}");
+        assert!(!out.contains("CHECK-SECRET-1e7"), "{out}");
+    }
 }

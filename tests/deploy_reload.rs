@@ -108,7 +108,7 @@ fn sighup_applies_a_valid_config_and_rejects_an_invalid_one() {
     });
     let log = agent.log();
     assert!(
-        log.contains("agent.interval_secs must be greater than 0 (found -1)"),
+        log.contains("agent.interval_secs must be between 1 and 86400 (found -1)"),
         "{log}"
     );
     wait_for(

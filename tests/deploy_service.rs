@@ -258,7 +258,7 @@ fn init_script_drives_the_agent_through_every_action() {
     assert_eq!(code, 1, "{out}");
     assert!(
         root.log()
-            .contains("agent.interval_secs must be greater than 0"),
+            .contains("agent.interval_secs must be between 1 and 86400"),
         "{}",
         root.log()
     );

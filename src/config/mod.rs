@@ -11,6 +11,8 @@ mod error;
 mod raw;
 mod upload;
 
+/// The one redaction of URLs, re-exported where settings are printed.
+pub use crate::redact::redact_uri;
 pub use error::ConfigError;
 pub use raw::{RawAgent, RawConfig, RawDiscovery, RawSpool, RawTarget, RawUpload, RawUploads};
 pub use upload::{Auth, ProxySettings, RetrySettings, TlsSettings, UploadFormat, UploadSettings};
@@ -32,17 +34,13 @@ pub const ENV_PREFIX: &str = "MONGOMON_";
 /// `overrides` (the CLI layer, a partial config) over it, and extracts the raw
 /// config. Unknown keys anywhere are errors.
 pub fn load(path: &Path, overrides: &serde_json::Value) -> Result<RawConfig, ConfigError> {
-    if !path.exists() {
-        return Err(ConfigError::MissingFile {
-            path: path.to_path_buf(),
-        });
+    let text = read_file(path)?;
+    // Parsed here first so that a syntax error is reported by position and
+    // key, never with the parser's quote of the offending line (which, on
+    // an `api_key` or `uri` line, is the secret).
+    if let Err(e) = text.parse::<toml::Table>() {
+        return Err(ConfigError::from_toml(&e, &text, path));
     }
-    // Read it ourselves so an unreadable file says "permission denied" with
-    // the path, rather than figment's generic message.
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
     let figment = Figment::from(Serialized::defaults(RawConfig::default()))
         .merge(Toml::string(&text))
         .merge(env_provider())
@@ -55,11 +53,68 @@ pub fn load(path: &Path, overrides: &serde_json::Value) -> Result<RawConfig, Con
 /// Merges only defaults, the given TOML text and `overrides`: for `init`, for
 /// embedded configurations and for tests that must not see the environment.
 pub fn load_str(text: &str, overrides: &serde_json::Value) -> Result<RawConfig, ConfigError> {
+    let file = Path::new("<inline>");
+    if let Err(e) = text.parse::<toml::Table>() {
+        return Err(ConfigError::from_toml(&e, text, file));
+    }
     Figment::from(Serialized::defaults(RawConfig::default()))
         .merge(Toml::string(text))
         .merge(Serialized::defaults(overrides.clone()))
         .extract::<RawConfig>()
-        .map_err(|e| ConfigError::from_figment(e, Path::new("<inline>")))
+        .map_err(|e| ConfigError::from_figment(e, file))
+}
+
+/// Reads the configuration file as text, with one message per way it can
+/// be unusable: each says what is wrong, where, and what to do, and gives
+/// the OS error once.
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    let unreadable = |why: String| ConfigError::Unreadable {
+        path: path.to_path_buf(),
+        why,
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            return Err(match (e.kind(), e.raw_os_error()) {
+                (_, Some(libc::ELOOP)) => unreadable(
+                    "is a symbolic link that loops back on itself (too many levels of symbolic links); point it at the real configuration file".into(),
+                ),
+                (std::io::ErrorKind::NotFound, _) if link => unreadable(
+                    "is a symbolic link to a file that does not exist; fix the link or pass --config with the real file".into(),
+                ),
+                (std::io::ErrorKind::NotFound, _) => ConfigError::MissingFile {
+                    path: path.to_path_buf(),
+                },
+                (_, Some(libc::EISDIR)) => unreadable(
+                    "is a directory, not a file; pass --config with the configuration file inside it (e.g. mongomon.toml)".into(),
+                ),
+                (_, Some(libc::ENOTDIR)) => unreadable(
+                    "has a path component that is not a directory; check the path".into(),
+                ),
+                (std::io::ErrorKind::PermissionDenied, _) => unreadable(format!(
+                    "cannot be read by this user (uid {}): permission denied; make it readable by the agent's user, e.g. chgrp mongomon FILE && chmod 0640 FILE",
+                    crate::daemon::euid()
+                )),
+                _ => unreadable(format!("cannot be read ({e}); check the path and the disk")),
+            });
+        }
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let good = std::str::from_utf8(&e.as_bytes()[..at]).unwrap_or("");
+        let (line, column) = error::line_column(good, at);
+        unreadable(format!(
+            "is not UTF-8 text: its first invalid byte is at line {line}, column {column} (byte offset {at}); convert the file, e.g. with iconv -t UTF-8"
+        ))
+    })?;
+    if let Some(at) = text.find('\0') {
+        let (line, column) = error::line_column(&text, at);
+        return Err(unreadable(format!(
+            "holds a NUL byte at line {line}, column {column}, so it is not a text file; check that --config names the configuration file"
+        )));
+    }
+    Ok(text)
 }
 
 fn env_provider() -> Env {
@@ -179,14 +234,23 @@ pub fn validate(raw: &RawConfig, source: Option<&Path>) -> Result<Settings, Conf
     let uploads = upload::validate_all(raw)?;
     let d = &raw.discovery;
     let discovery = DiscoverySettings {
-        interval: Duration::from_secs(positive("discovery.interval_secs", d.interval_secs)?),
-        removal_grace: Duration::from_secs(non_negative(
+        interval: Duration::from_secs(within(
+            "discovery.interval_secs",
+            d.interval_secs,
+            1,
+            limits::WEEK_SECS,
+        )?),
+        removal_grace: Duration::from_secs(within(
             "discovery.removal_grace_secs",
             d.removal_grace_secs,
+            0,
+            limits::WEEK_SECS,
         )?),
-        mongos_ping_window: Duration::from_secs(positive(
+        mongos_ping_window: Duration::from_secs(within(
             "discovery.mongos_ping_window_secs",
             d.mongos_ping_window_secs,
+            1,
+            limits::WEEK_SECS,
         )?),
     };
     Ok(Settings {
@@ -198,39 +262,63 @@ pub fn validate(raw: &RawConfig, source: Option<&Path>) -> Result<Settings, Conf
     })
 }
 
-pub(crate) fn positive(key: &str, value: i64) -> Result<u64, ConfigError> {
-    if value <= 0 {
+/// A whole number within `[min, max]`. Every duration and size key has an
+/// upper bound: a value that large is always a typo, and unbounded values
+/// overflow the time arithmetic they feed.
+pub(crate) fn within(key: &str, value: i64, min: i64, max: i64) -> Result<u64, ConfigError> {
+    if value < min || value > max {
         Err(ConfigError::invalid(
             key,
-            format!("must be greater than 0 (found {value})"),
+            format!("must be between {min} and {max} (found {value})"),
         ))
     } else {
-        Ok(value as u64)
+        Ok(value.max(0) as u64)
     }
 }
 
-pub(crate) fn non_negative(key: &str, value: i64) -> Result<u64, ConfigError> {
-    if value < 0 {
-        Err(ConfigError::invalid(
-            key,
-            format!("must be 0 or more (found {value})"),
-        ))
-    } else {
-        Ok(value as u64)
-    }
+/// Bounds shared by several keys.
+pub(crate) mod limits {
+    /// One day, in seconds: the longest interval or timeout that makes sense.
+    pub const DAY_SECS: i64 = 86_400;
+    pub const WEEK_SECS: i64 = 7 * DAY_SECS;
+    pub const HOUR_SECS: i64 = 3_600;
+    pub const TEN_MINUTES_MS: i64 = 600_000;
+    pub const HOUR_MS: i64 = HOUR_SECS * 1_000;
+    pub const DAY_MS: i64 = DAY_SECS * 1_000;
+    pub const GIB: i64 = 1 << 30;
+    pub const TIB: i64 = 1 << 40;
 }
 
 fn validate_agent(a: &RawAgent) -> Result<AgentSettings, ConfigError> {
-    let interval = Duration::from_secs(positive("agent.interval_secs", a.interval_secs)?);
-    let command_timeout =
-        Duration::from_millis(positive("agent.command_timeout_ms", a.command_timeout_ms)?);
-    let connect_timeout =
-        Duration::from_millis(positive("agent.connect_timeout_ms", a.connect_timeout_ms)?);
-    let info_interval =
-        Duration::from_secs(positive("agent.info_interval_secs", a.info_interval_secs)?);
-    let shutdown_timeout = Duration::from_secs(positive(
+    let interval = Duration::from_secs(within(
+        "agent.interval_secs",
+        a.interval_secs,
+        1,
+        limits::DAY_SECS,
+    )?);
+    let command_timeout = Duration::from_millis(within(
+        "agent.command_timeout_ms",
+        a.command_timeout_ms,
+        1,
+        limits::TEN_MINUTES_MS,
+    )?);
+    let connect_timeout = Duration::from_millis(within(
+        "agent.connect_timeout_ms",
+        a.connect_timeout_ms,
+        1,
+        limits::TEN_MINUTES_MS,
+    )?);
+    let info_interval = Duration::from_secs(within(
+        "agent.info_interval_secs",
+        a.info_interval_secs,
+        1,
+        limits::WEEK_SECS,
+    )?);
+    let shutdown_timeout = Duration::from_secs(within(
         "agent.shutdown_timeout_secs",
         a.shutdown_timeout_secs,
+        1,
+        limits::HOUR_SECS,
     )?);
     let log_level = match a.log_level.to_ascii_lowercase().as_str() {
         "error" => slog::Level::Error,
@@ -285,13 +373,24 @@ fn validate_agent(a: &RawAgent) -> Result<AgentSettings, ConfigError> {
         log_level,
         log_format,
         log_file,
-        dbstats_interval: Duration::from_secs(positive(
+        dbstats_interval: Duration::from_secs(within(
             "agent.dbstats_interval_secs",
             a.dbstats_interval_secs,
+            1,
+            limits::WEEK_SECS,
         )?),
-        dbstats_max_databases: non_negative("agent.dbstats_max_databases", a.dbstats_max_databases)?
-            as usize,
-        dbstats_max: Duration::from_secs(positive("agent.dbstats_max_secs", a.dbstats_max_secs)?),
+        dbstats_max_databases: within(
+            "agent.dbstats_max_databases",
+            a.dbstats_max_databases,
+            0,
+            1_000_000,
+        )? as usize,
+        dbstats_max: Duration::from_secs(within(
+            "agent.dbstats_max_secs",
+            a.dbstats_max_secs,
+            1,
+            limits::HOUR_SECS,
+        )?),
     })
 }
 
@@ -304,12 +403,20 @@ fn validate_target(i: usize, t: &RawTarget) -> Result<TargetSettings, ConfigErro
         ));
     }
     let cs = mongodb::options::ConnectionString::parse(&t.uri).map_err(|e| {
+        // The driver's reason may quote part of the URI; with userinfo in
+        // it, that part can be the password (a raw '/' in a password makes
+        // the driver read the rest as a host), so it is only repeated for a
+        // URI without userinfo.
+        let why = if t.uri.contains('@') {
+            "percent-encode any '/', '?', '#', '@' or ':' in the user name or password (%2F %3F %23 %40 %3A)".to_string()
+        } else {
+            crate::redact::redact_text(first_line(&e.kind.to_string()))
+        };
         ConfigError::invalid(
             key("uri"),
             format!(
-                "\"{}\" is not a valid MongoDB URI ({}); expected mongodb://host:port[,host:port]/[?options]",
+                "\"{}\" is not a valid MongoDB URI ({why}); expected mongodb://host:port[,host:port]/[?options], with user:password and an @ before the hosts when needed",
                 redact_uri(&t.uri),
-                first_line(&e.kind.to_string())
             ),
         )
     })?;
@@ -347,15 +454,7 @@ fn validate_target(i: usize, t: &RawTarget) -> Result<TargetSettings, ConfigErro
     } else if let Some(file) = &t.password_file {
         Some(read_secret_file(&key("password_file"), file)?)
     } else if let Some(var) = &t.password_env {
-        match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Some(v),
-            _ => {
-                return Err(ConfigError::invalid(
-                    key("password_env"),
-                    format!("the environment variable {var} is not set or empty; export it or use password_file"),
-                ))
-            }
-        }
+        Some(secret_from_env(&key("password_env"), var, "password_file")?)
     } else {
         uri_cred.and_then(|c| c.password.clone())
     };
@@ -386,11 +485,41 @@ fn validate_target(i: usize, t: &RawTarget) -> Result<TargetSettings, ConfigErro
     })
 }
 
+/// A secret from the environment variable `var`, named by `key`; each way it
+/// can be missing gets its own message (never the value).
+pub(crate) fn secret_from_env(
+    key: &str,
+    var: &str,
+    alternative: &str,
+) -> Result<String, ConfigError> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        Ok(_) => Err(ConfigError::invalid(
+            key,
+            format!("names the environment variable {var}, which is set but empty; put the secret in it or use {alternative}"),
+        )),
+        Err(std::env::VarError::NotPresent) => Err(ConfigError::invalid(
+            key,
+            format!("names the environment variable {var}, which is not set; export it (systemd: Environment= or EnvironmentFile=) or use {alternative}"),
+        )),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::invalid(
+            key,
+            format!("names the environment variable {var}, whose value is not UTF-8 text; set it to the secret as UTF-8 or use {alternative}"),
+        )),
+    }
+}
+
 pub(crate) fn read_secret_file(key: &str, path: &str) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         ConfigError::invalid(
             key,
             format!("cannot read \"{path}\" ({e}); check the path and that the agent's user may read it"),
+        )
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        ConfigError::invalid(
+            key,
+            format!("\"{path}\" is not UTF-8 text; write the secret as UTF-8 on its first line"),
         )
     })?;
     let secret = text.lines().next().unwrap_or("").trim_end().to_string();
@@ -414,29 +543,6 @@ pub fn local_hostname() -> String {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".to_string())
-}
-
-/// Replaces the password in `scheme://user:password@host…` with `<redacted>`.
-/// Used for every URI that reaches a log line, an error or `mongomon config`.
-pub fn redact_uri(uri: &str) -> String {
-    let Some(scheme_end) = uri.find("://") else {
-        return uri.to_string();
-    };
-    let rest = &uri[scheme_end + 3..];
-    // The userinfo ends at the last '@' before the first '/' or '?'.
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return uri.to_string();
-    };
-    let userinfo = &authority[..at];
-    let user = userinfo.split(':').next().unwrap_or("");
-    let redacted = if userinfo.contains(':') {
-        format!("{user}:<redacted>")
-    } else {
-        user.to_string()
-    };
-    format!("{}://{}@{}", &uri[..scheme_end], redacted, &rest[at + 1..])
 }
 
 /// The raw config with every secret replaced, for `mongomon config`.
@@ -493,7 +599,7 @@ mod tests {
         let err = check(&format!("[agent]\ninterval_secs = -5\n{MINIMAL}")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "config: agent.interval_secs must be greater than 0 (found -5)"
+            "config: agent.interval_secs must be between 1 and 86400 (found -5)"
         );
     }
 

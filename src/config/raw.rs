@@ -6,7 +6,7 @@
 //! [`super::validate`] turns them into typed [`super::Settings`].
 //!
 //! Numbers are signed on purpose: an operator who writes `interval_secs = -5`
-//! should read "agent.interval_secs must be greater than 0 (found -5)", not a
+//! should read "agent.interval_secs must be between 1 and 86400 (found -5)", not a
 //! serde message about `u64`.
 
 use serde::{Deserialize, Serialize};

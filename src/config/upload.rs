@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine;
 
 use super::raw::{RawConfig, RawSpool, RawUpload};
-use super::{non_negative, positive, read_secret_file, redact_uri, ConfigError};
+use super::{limits, read_secret_file, redact_uri, within, ConfigError};
 use crate::actors::uploader::queue::SpoolMode;
 use crate::actors::uploader::spool::{FsyncPolicy, FullPolicy, SpoolSettings};
 
@@ -224,8 +224,8 @@ struct SpoolCommon {
 }
 
 fn validate_spool(s: &RawSpool) -> Result<SpoolCommon, ConfigError> {
-    let max_bytes = positive("spool.max_bytes", s.max_bytes)?;
-    let segment_bytes = positive("spool.segment_bytes", s.segment_bytes)?;
+    let max_bytes = within("spool.max_bytes", s.max_bytes, 1, limits::TIB)?;
+    let segment_bytes = within("spool.segment_bytes", s.segment_bytes, 1, limits::GIB)?;
     if segment_bytes > max_bytes / 2 {
         return Err(ConfigError::invalid(
             "spool.segment_bytes",
@@ -234,9 +234,11 @@ fn validate_spool(s: &RawSpool) -> Result<SpoolCommon, ConfigError> {
     }
     let fsync = match s.fsync.as_str() {
         "always" => FsyncPolicy::Always,
-        "interval" => FsyncPolicy::Interval(Duration::from_millis(positive(
+        "interval" => FsyncPolicy::Interval(Duration::from_millis(within(
             "spool.fsync_interval_ms",
             s.fsync_interval_ms,
+            1,
+            limits::HOUR_MS,
         )?)),
         "never" => FsyncPolicy::Never,
         other => {
@@ -272,7 +274,12 @@ fn validate_spool(s: &RawSpool) -> Result<SpoolCommon, ConfigError> {
         fsync,
         on_full,
         mode,
-        dead_letter_max_bytes: positive("spool.dead_letter_max_bytes", s.dead_letter_max_bytes)?,
+        dead_letter_max_bytes: within(
+            "spool.dead_letter_max_bytes",
+            s.dead_letter_max_bytes,
+            1,
+            limits::TIB,
+        )?,
     })
 }
 
@@ -308,13 +315,7 @@ fn secret(
         return read_secret_file(&key("_file"), f).map(Some);
     }
     if let Some(var) = env {
-        return match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Ok(Some(v)),
-            _ => Err(ConfigError::invalid(
-                key("_env"),
-                format!("the environment variable {var} is not set or empty; export it or use {name}_file"),
-            )),
-        };
+        return super::secret_from_env(&key("_env"), var, &format!("{name}_file")).map(Some);
     }
     Ok(None)
 }
@@ -354,6 +355,19 @@ fn validate_one(
             ))
         }
     };
+    // `Uri` accepts any digits as a port and then reports "no port", which
+    // would quietly mean port 80; so the written port is checked here.
+    if let Some(p) = written_port(uri.authority().map_or("", |a| a.as_str())) {
+        if !matches!(p.parse::<u16>(), Ok(1..)) {
+            return Err(ConfigError::invalid(
+                key("url"),
+                format!(
+                    "\"{}\" has port {p}, outside 1-65535; write the receiver's port",
+                    redact_uri(&u.url),
+                ),
+            ));
+        }
+    }
     let https = uri.scheme_str() == Some("https");
     let host = uri
         .host()
@@ -544,16 +558,32 @@ fn validate_one(
         None => None,
     };
 
-    let max_batch_bytes = positive(&key("max_batch_bytes"), u.max_batch_bytes)? as usize;
-    let max_queue_bytes = positive(&key("max_queue_bytes"), u.max_queue_bytes)? as usize;
+    let max_batch_bytes =
+        within(&key("max_batch_bytes"), u.max_batch_bytes, 1, 256 << 20)? as usize;
+    let max_queue_bytes = within(
+        &key("max_queue_bytes"),
+        u.max_queue_bytes,
+        1,
+        64 * limits::GIB,
+    )? as usize;
     if max_queue_bytes < max_batch_bytes {
         return Err(ConfigError::invalid(
             key("max_queue_bytes"),
             format!("must be at least {prefix}.max_batch_bytes ({max_batch_bytes}), found {max_queue_bytes}"),
         ));
     }
-    let initial = Duration::from_millis(positive(&key("retry_initial_ms"), u.retry_initial_ms)?);
-    let max = Duration::from_millis(positive(&key("retry_max_ms"), u.retry_max_ms)?);
+    let initial = Duration::from_millis(within(
+        &key("retry_initial_ms"),
+        u.retry_initial_ms,
+        1,
+        limits::HOUR_MS,
+    )?);
+    let max = Duration::from_millis(within(
+        &key("retry_max_ms"),
+        u.retry_max_ms,
+        1,
+        limits::DAY_MS,
+    )?);
     if max < initial {
         return Err(ConfigError::invalid(
             key("retry_max_ms"),
@@ -563,28 +593,21 @@ fn validate_one(
             ),
         ));
     }
-    if !(u.retry_multiplier.is_finite() && u.retry_multiplier >= 1.0) {
+    if !(u.retry_multiplier.is_finite() && (1.0..=100.0).contains(&u.retry_multiplier)) {
         return Err(ConfigError::invalid(
             key("retry_multiplier"),
             format!(
-                "must be a number of at least 1.0 (found {})",
+                "must be a number between 1.0 and 100.0 (found {})",
                 u.retry_multiplier
             ),
         ));
     }
-    if u.max_retries < 0 {
-        return Err(ConfigError::invalid(
-            key("max_retries"),
-            format!(
-                "must be 0 (retry for ever) or more (found {})",
-                u.max_retries
-            ),
-        ));
-    }
-    let max_in_flight = match non_negative(&key("max_in_flight"), u.max_in_flight)? {
+    // 0 retries for ever.
+    let max_retries = within(&key("max_retries"), u.max_retries, 0, 1_000_000)?;
+    let max_in_flight = match within(&key("max_in_flight"), u.max_in_flight, 0, 64)? {
         0 if format == UploadFormat::RemoteWrite => 1,
         0 => 4,
-        n => n.min(64) as usize,
+        n => n as usize,
     };
     Ok(UploadSettings {
         name,
@@ -593,12 +616,19 @@ fn validate_one(
         auth,
         tls,
         proxy,
-        timeout: Duration::from_secs(positive(&key("timeout_secs"), u.timeout_secs)?),
+        timeout: Duration::from_secs(within(
+            &key("timeout_secs"),
+            u.timeout_secs,
+            1,
+            limits::HOUR_SECS,
+        )?),
         gzip: u.gzip,
         max_batch_bytes,
-        max_batch_age: Duration::from_millis(positive(
+        max_batch_age: Duration::from_millis(within(
             &key("max_batch_age_ms"),
             u.max_batch_age_ms,
+            1,
+            limits::HOUR_MS,
         )?),
         max_queue_bytes,
         max_in_flight,
@@ -606,10 +636,10 @@ fn validate_one(
             initial,
             max,
             multiplier: u.retry_multiplier,
-            max_retries: if u.max_retries == 0 {
+            max_retries: if max_retries == 0 {
                 None
             } else {
-                Some(u.max_retries.min(u32::MAX as i64) as u32)
+                Some(max_retries as u32)
             },
         },
         spool: None,
@@ -649,13 +679,24 @@ pub fn bypasses(no_proxy: &[String], host: &str, port: u16) -> bool {
     })
 }
 
+/// The port as written in an authority (`user@host:port`, `[::1]:port`),
+/// when there is one.
+fn written_port(authority: &str) -> Option<&str> {
+    let hostport = authority.rsplit('@').next().unwrap_or(authority);
+    let after_host = match hostport.rfind(']') {
+        Some(i) => &hostport[i + 1..],
+        None => hostport,
+    };
+    after_host.rsplit_once(':').map(|(_, p)| p)
+}
+
 /// `http://[user:pass@]host:port[/]`.
 fn parse_proxy(text: &str, source: &str) -> Result<ProxySettings, ConfigError> {
     let bad = |why: &str| {
         ConfigError::invalid(
             source,
             format!(
-                "\"{}\" {why}; expected http://[user:password@]host:port",
+                "\"{}\" {why}; expected http://host:port, optionally with user:password and an @ before the host",
                 redact_uri(text)
             ),
         )
@@ -671,7 +712,10 @@ fn parse_proxy(text: &str, source: &str) -> Result<ProxySettings, ConfigError> {
     let (host, port) = hostport
         .rsplit_once(':')
         .ok_or_else(|| bad("has no port"))?;
-    let port: u16 = port.parse().map_err(|_| bad("has an invalid port"))?;
+    let port: u16 = match port.parse() {
+        Ok(p) if p > 0 => p,
+        _ => return Err(bad("has a port outside 1-65535")),
+    };
     let host = host.trim_matches(['[', ']']);
     if host.is_empty() {
         return Err(bad("has no host"));

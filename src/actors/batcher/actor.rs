@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use bytes::Bytes;
-use slog::{error, warn, Logger};
+use slog::{error, trace, warn, Logger};
 
 use super::gzip::Gzip;
 use super::{new_batch_id, ApplySettings, Flush, Lane, StopBatching};
@@ -167,6 +167,7 @@ impl Batcher {
             samples: open.samples,
             created: SystemTime::now(),
         };
+        trace!(self.log, "Batch cut."; "upload" => &settings.name, "batch_id" => &batch.id, "samples" => batch.samples, "bytes" => batch.body.len());
         l.lane.queue.lock().push(batch);
         if !l.lane.uploader.send(BatchQueued) {
             error!(self.log, "No uploader running for this target; the batch waits in its queue."; "upload" => &settings.name);

@@ -416,8 +416,7 @@ async fn probe_mongos(
 pub fn recently_pinged(m: &Document, now: SystemTime, window: Duration) -> bool {
     match m.get("ping") {
         Some(Bson::DateTime(d)) => {
-            let ping =
-                SystemTime::UNIX_EPOCH + Duration::from_millis(d.timestamp_millis().max(0) as u64);
+            let ping = crate::clock::from_unix_millis(d.timestamp_millis().max(0) as u64);
             now.duration_since(ping)
                 .map(|age| age <= window)
                 .unwrap_or(true)

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use bson::Document;
-use slog::{debug, error, info, warn, Logger};
+use slog::{debug, error, info, trace, warn, Logger};
 
 use super::collect::{collect_round, DbStatsPlan, Plan, Round, Weight};
 use super::{next_due_ms, phase_offset, ApplySettings, HostSpec, SamplesCollected, StopMonitoring};
@@ -165,6 +165,7 @@ impl HostMonitor {
     }
 
     fn start_round(&mut self, ctx: &mut Context<Self>) {
+        crate::failpoint::hit("host_monitor.round");
         if self.in_flight {
             AgentStats::add(&self.links.stats.rounds_skipped, 1);
             debug!(self.log, "Previous round still running; skipping this one.");
@@ -302,6 +303,7 @@ impl HostMonitor {
             duration: round.duration,
             body: Body::Status { up, failure },
         });
+        trace!(self.log, "Round done."; "up" => up, "samples" => samples.len(), "took_ms" => round.duration.as_millis() as u64);
         AgentStats::add(&self.links.stats.samples_taken, samples.len() as u64);
         if !up {
             AgentStats::add(&self.links.stats.samples_failed, 1);

@@ -486,6 +486,7 @@ impl Handler<Shutdown> for Supervisor {
             return;
         }
         self.shutting_down = true;
+        crate::failpoint::hit("supervisor.shutdown");
         let timeout = self.settings.agent.shutdown_timeout;
         info!(self.log, "Shutting down."; "drain_timeout_secs" => timeout.as_secs());
         if let Some(d) = self.discovery.take() {
@@ -496,7 +497,7 @@ impl Handler<Shutdown> for Supervisor {
         }
         let batcher = self.batcher.clone();
         let uploaders: Vec<Addr<Uploader>> = self.uploaders.values().cloned().collect();
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline(Instant::now(), timeout);
         let drain = async move {
             if let Some(b) = &batcher {
                 let _ = b.send(Flush).await;

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 use awc::http::header;
-use slog::{debug, error, info, warn, Logger};
+use slog::{debug, error, info, trace, warn, Logger};
 
 use super::connect::{tls_config, TunnelConnector};
 use super::queue::{Batch, Outcome, SharedQueue};
@@ -112,6 +112,7 @@ impl Uploader {
                 return;
             };
             self.in_flight += 1;
+            trace!(self.log, "Sending a batch."; "batch_id" => &batch.id, "samples" => batch.samples, "bytes" => batch.body.len(), "in_flight" => self.in_flight);
             let fut = post(client, self.settings.clone(), batch.clone());
             ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
                 act.in_flight -= 1;

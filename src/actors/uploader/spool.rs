@@ -531,7 +531,7 @@ pub fn decode_record(data: &[u8]) -> Option<(Batch, usize)> {
             class,
             encoding,
             samples,
-            created: UNIX_EPOCH + Duration::from_millis(created_ms.max(0) as u64),
+            created: crate::clock::from_unix_millis(created_ms.max(0) as u64),
         },
         HEADER + len,
     ))
