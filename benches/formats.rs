@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use mongomon::actors::uploader::queue::{Batch, Class, Encoding};
-use mongomon::actors::uploader::spool::{FsyncPolicy, FullPolicy, Spool, SpoolSettings};
+use mongomon::actors::uploader::spool::Spool;
+use mongomon::config::{FsyncPolicy, FullPolicy, SpoolSettings};
 use mongomon::format::{influx, json, remote_write};
 use mongomon::sample::{Body, Labels, Role, Sample};
 

@@ -25,55 +25,56 @@ Signals (run): SIGTERM/SIGINT stop gracefully, SIGHUP rereads the configuration.
 #[derive(Debug, Parser)]
 #[command(name = "mongomon", version, about, long_about = None, after_help = EXAMPLES)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The configuration file, the logging level and the flags that override
+/// configuration keys: what every subcommand that reads a configuration
+/// takes (`run`, `check`, `config`), and no other.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
     /// Configuration file (TOML).
-    #[arg(short, long, global = true, env = "MONGOMON_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    #[arg(short, long, env = "MONGOMON_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
     pub config: PathBuf,
 
     /// More logging (-v debug, -vv trace); overrides agent.log_level.
-    #[arg(short, long, global = true, action = ArgAction::Count)]
+    #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
 
     /// Less logging (-q warn, -qq error); overrides agent.log_level.
-    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "verbose")]
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "verbose")]
     pub quiet: u8,
 
     #[command(flatten)]
     pub overrides: Overrides,
-
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 /// Flags that override configuration keys (the top configuration layer).
 #[derive(Debug, Clone, Default, Args)]
 pub struct Overrides {
     /// Monitor this MongoDB URI instead of the file's [[targets]] (repeatable).
-    #[arg(long = "target", global = true, value_name = "URI")]
+    #[arg(long = "target", value_name = "URI")]
     pub targets: Vec<String>,
 
     /// upload.url: where batches are POSTed.
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, value_name = "URL")]
     pub upload_url: Option<String>,
 
     /// upload.format: influx, json, remote_write or vm_import.
-    #[arg(long, global = true, value_name = "FORMAT")]
+    #[arg(long, value_name = "FORMAT")]
     pub upload_format: Option<String>,
 
     /// agent.interval_secs: seconds between two samples of a host.
-    #[arg(
-        long,
-        global = true,
-        value_name = "SECS",
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub interval_secs: Option<i64>,
 
     /// agent.log_file: log to this file instead of stderr.
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub log_file: Option<String>,
 
     /// agent.log_level: error, warn, info, debug or trace.
-    #[arg(long, global = true, value_name = "LEVEL")]
+    #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
 }
 
@@ -118,6 +119,8 @@ pub enum Command {
     /// Run the agent in the foreground until SIGTERM or SIGINT. Refuses to
     /// run as root.
     Run {
+        #[command(flatten)]
+        cfg: ConfigArgs,
         /// Write the agent's pid to this file (removed on a clean exit); for
         /// `nohup`, init scripts and logrotate's postrotate.
         #[arg(long, value_name = "PATH")]
@@ -131,15 +134,19 @@ pub enum Command {
     /// (dns, refused, timeout, tls, auth, privileges, http); exit status 1 if
     /// anything failed.
     Check {
+        #[command(flatten)]
+        cfg: ConfigArgs,
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
     },
     /// Print the effective configuration as TOML, secrets redacted.
-    Config,
+    Config {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
     /// Write a ready configuration from the shipped template (mode 0600):
     /// `mongomon init --api-key KEY --upload-url URL --target URI`.
-    /// Takes --upload-url and --target (repeatable) like `run`.
     Init {
         /// The receiver's API key (@API_KEY@ of the template). Prefer the
         /// environment variable to the command line, which others can see.
@@ -153,6 +160,12 @@ pub enum Command {
         /// Reference this file (first line: the key) instead of writing the key.
         #[arg(long, value_name = "PATH", conflicts_with = "api_key")]
         api_key_file: Option<String>,
+        /// The receiver's URL (@UPLOAD_URL@ of the template).
+        #[arg(long, value_name = "URL")]
+        upload_url: Option<String>,
+        /// A MongoDB URI to monitor (repeatable).
+        #[arg(long = "target", value_name = "URI")]
+        targets: Vec<String>,
         /// Where to write; `-` for stdout.
         #[arg(long, short = 'o', value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
         output: PathBuf,
@@ -167,25 +180,27 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         topology: PathBuf,
         /// Stop after this many seconds instead of waiting for a signal.
-        #[arg(long, value_name = "SECS")]
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(..=MAX_RUN_SECS))]
         duration_secs: Option<u64>,
     },
     /// The many-host harness: the simulator with N hosts, the real agent
     /// at the given interval against a counting receiver; a table on stdout
     /// and a JSON report (see BENCHMARKS.md).
     Bench {
-        /// Simulated hosts (a mix of replica-set members and mongos). The
-        /// agent's interval is the global --interval-secs (default 10).
+        /// Simulated hosts (a mix of replica-set members and mongos).
         #[arg(long, default_value_t = 100)]
         hosts: usize,
+        /// The agent's agent.interval_secs.
+        #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        interval_secs: u64,
         /// Measured window, after the warm-up.
-        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=MAX_RUN_SECS))]
         duration_secs: u64,
-        #[arg(long, value_name = "SECS", default_value_t = 20)]
+        #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(..=MAX_RUN_SECS))]
         warmup_secs: u64,
         /// The receiver refuses everything (503) for this long at the start
         /// of the window, then accepts: measures the drain of the backlog.
-        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(..=MAX_RUN_SECS))]
         outage_secs: u64,
         /// Write the report here as JSON.
         #[arg(long, value_name = "PATH")]
@@ -204,10 +219,14 @@ pub enum Command {
     /// terminal. Needs no MongoDB, receiver or configuration.
     Demo {
         /// Stop after this many seconds instead of waiting for Ctrl-C.
-        #[arg(long, value_name = "SECS")]
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(..=MAX_RUN_SECS))]
         duration_secs: Option<u64>,
     },
 }
+
+/// The longest run a `--duration-secs` (or warm-up, outage) may ask for:
+/// 30 days, far past any benchmark, and far from overflowing time sums.
+pub const MAX_RUN_SECS: u64 = 30 * 86_400;
 
 /// The log level after -v/-q.
 pub fn adjust_level(base: slog::Level, verbose: u8, quiet: u8) -> slog::Level {
@@ -247,9 +266,44 @@ mod tests {
             "--upload-url",
             "http://u/",
         ]);
+        let Command::Run { cfg, .. } = cli.command else {
+            panic!("run")
+        };
         assert_eq!(
-            cli.overrides.to_value(),
+            cfg.overrides.to_value(),
             json!({"agent": {"interval_secs": -3}, "upload": {"url": "http://u/"}, "targets": [{"uri": "mongodb://a"}]})
+        );
+    }
+
+    #[test]
+    fn each_subcommand_takes_only_its_own_flags() {
+        let help = |sub: &str| {
+            let mut cmd = Cli::command();
+            cmd.find_subcommand_mut(sub)
+                .expect(sub)
+                .render_long_help()
+                .to_string()
+        };
+        for sub in ["sim", "demo", "bench", "init"] {
+            let h = help(sub);
+            assert!(!h.contains("--config"), "{sub}: {h}");
+            assert!(!h.contains("--upload-format"), "{sub}: {h}");
+            assert!(!h.contains("--log-level"), "{sub}: {h}");
+        }
+        for sub in ["sim", "demo", "bench"] {
+            assert!(!help(sub).contains("--upload-url"), "{sub}");
+            assert!(!help(sub).contains("--target"), "{sub}");
+        }
+        for sub in ["run", "check", "config"] {
+            let h = help(sub);
+            assert!(
+                h.contains("--config") && h.contains("--upload-url"),
+                "{sub}: {h}"
+            );
+        }
+        assert!(
+            Cli::try_parse_from(["mongomon", "sim", "--upload-url", "x", "--topology", "t"])
+                .is_err()
         );
     }
 }

@@ -12,7 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = mongomon::cli::Cli::parse();
-    match mongomon::app::main(cli) {
+    match mongomon::cmd::main(cli) {
         Ok(code) => code,
         Err(e) => {
             // Through the one redaction, in case a library's error quotes

@@ -287,3 +287,40 @@ fn environment_values_are_explained_by_their_variable() {
     let err = refused(&path, &[]);
     assert!(err.contains("MM_TEST_PW, which is not set"), "{err}");
 }
+
+#[test]
+fn an_unreadable_file_says_who_cannot_read_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "secret.toml", REST.as_bytes());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // Root reads any file, so as root the agent runs as `nobody`, as the
+    // service would run as its own user.
+    let o = if common::is_root() {
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::process::Command::new("runuser")
+            .args([
+                "-u",
+                "nobody",
+                "--",
+                env!("CARGO_BIN_EXE_mongomon"),
+                "config",
+                "-c",
+                &path,
+            ])
+            .env_remove("MONGOMON_CONFIG")
+            .output()
+            .expect("runuser (util-linux)")
+    } else {
+        mongomon(&["config", "-c", &path], &[])
+    };
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot be read by this user"), "{err}");
+    assert_eq!(
+        err.matches("ermission denied").count(),
+        1,
+        "the OS error once: {err}"
+    );
+    assert!(err.contains("chmod"), "says what to do: {err}");
+}

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use common::receiver::{Receiver, Request};
 use common::{signal, wait_for, Agent};
-use mongomon::actors::uploader::spool::{FsyncPolicy, FullPolicy, Spool, SpoolSettings};
+use mongomon::actors::uploader::spool::Spool;
+use mongomon::config::{FsyncPolicy, FullPolicy, SpoolSettings};
 
 fn config(hosts: &[String], url: &str, spool: &Path) -> String {
     let mut s = format!(

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use mongomon::check::{render_table, CheckLine};
+use mongomon::cmd::check::{render_table, CheckLine};
 use mongomon::sim::{Action, Simulator, Topology};
 
 const TOPOLOGY: &str = r#"

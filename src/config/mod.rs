@@ -9,12 +9,14 @@
 
 mod error;
 mod raw;
+mod spool;
 mod upload;
 
 /// The one redaction of URLs, re-exported where settings are printed.
 pub use crate::redact::redact_uri;
 pub use error::ConfigError;
 pub use raw::{RawAgent, RawConfig, RawDiscovery, RawSpool, RawTarget, RawUpload, RawUploads};
+pub use spool::{FsyncPolicy, FullPolicy, SpoolMode, SpoolSettings};
 pub use upload::{Auth, ProxySettings, RetrySettings, TlsSettings, UploadFormat, UploadSettings};
 
 use std::path::{Path, PathBuf};

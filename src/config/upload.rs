@@ -12,9 +12,8 @@ use std::time::Duration;
 use base64::Engine;
 
 use super::raw::{RawConfig, RawSpool, RawUpload};
+use super::spool::{FsyncPolicy, FullPolicy, SpoolMode, SpoolSettings};
 use super::{limits, read_secret_file, redact_uri, within, ConfigError};
-use crate::actors::uploader::queue::SpoolMode;
-use crate::actors::uploader::spool::{FsyncPolicy, FullPolicy, SpoolSettings};
 
 /// The wire format of uploaded batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use slog::{error, info, warn, Logger};
 
-use super::spool::{FullPolicy, Replay, Spool, SpoolError, SpoolRef, SpoolSettings};
+use super::spool::{Replay, Spool, SpoolError, SpoolRef};
+use crate::config::{FullPolicy, SpoolMode, SpoolSettings};
 use crate::stats::{AgentStats, UploadStats};
 
 /// Which batches go first when both wait.
@@ -86,15 +87,6 @@ pub struct Batch {
     /// Samples inside, for counting what a drop loses.
     pub samples: u64,
     pub created: SystemTime,
-}
-
-/// When batches are written to the spool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpoolMode {
-    /// Every batch, before its first send attempt.
-    Always,
-    /// Only when memory is over `upload.max_queue_bytes` (and at shutdown).
-    Overflow,
 }
 
 /// How a send ended.
@@ -655,8 +647,8 @@ impl SharedQueue {
 
 #[cfg(test)]
 mod tests {
-    use super::super::spool::FsyncPolicy;
     use super::*;
+    use crate::config::FsyncPolicy;
     use std::sync::atomic::Ordering;
 
     fn batch(id: &str, len: usize, samples: u64, class: Class) -> Batch {

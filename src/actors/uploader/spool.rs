@@ -28,46 +28,18 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
 use super::queue::{Batch, Class, Encoding};
+use crate::config::{FsyncPolicy, FullPolicy, SpoolSettings};
 
 const VERSION: u8 = 1;
 const HEADER: usize = 8;
 /// No batch is near this large (batches are cut at `upload.max_batch_bytes`);
 /// a longer length is damage, not data.
 const MAX_RECORD: usize = 256 << 20;
-
-/// When appended records are forced to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FsyncPolicy {
-    /// After every append: nothing acknowledged is lost even on power loss.
-    Always,
-    /// At most this long after an append (the uploader's timer calls
-    /// [`Spool::sync`]); a crash of the process alone loses nothing.
-    Interval(Duration),
-    /// Left to the operating system.
-    Never,
-}
-
-/// What to do when a new batch does not fit in `spool.max_bytes`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FullPolicy {
-    DropOldest,
-    RefuseNew,
-}
-
-/// Spool settings for one upload target.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpoolSettings {
-    pub dir: PathBuf,
-    pub max_bytes: u64,
-    pub segment_bytes: u64,
-    pub fsync: FsyncPolicy,
-    pub on_full: FullPolicy,
-}
 
 /// Where a batch lives on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -587,6 +559,7 @@ impl DeadLetter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn batch(id: &str, size: usize, samples: u64) -> Batch {
         Batch {

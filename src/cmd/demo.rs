@@ -25,7 +25,7 @@ use crate::sim::{Simulator, Topology};
 use crate::stats::AgentStats;
 
 /// The demo topology, also shipped as `config/sim/demo.toml`.
-pub const TOPOLOGY: &str = include_str!("../config/sim/demo.toml");
+pub const TOPOLOGY: &str = include_str!("../../config/sim/demo.toml");
 
 /// Seconds between two samples of a host in the demo: short, so the table moves.
 const DEMO_INTERVAL_SECS: u64 = 2;

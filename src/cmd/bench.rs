@@ -391,6 +391,52 @@ fn counters_total(sim: &SimHandle) -> (u64, u64, u64, u64) {
     t
 }
 
+/// `mongomon bench`: one run, the table on stdout, the report as JSON.
+#[allow(clippy::too_many_arguments)]
+pub fn command(
+    hosts: usize,
+    interval_secs: u64,
+    duration_secs: u64,
+    warmup_secs: u64,
+    outage_secs: u64,
+    json: Option<PathBuf>,
+    work_dir: Option<PathBuf>,
+    agent_bin: Option<PathBuf>,
+    peers: &[String],
+) -> anyhow::Result<std::process::ExitCode> {
+    let o = BenchOptions {
+        hosts,
+        interval: Duration::from_secs(interval_secs),
+        duration: Duration::from_secs(duration_secs),
+        warmup: Duration::from_secs(warmup_secs),
+        outage: Duration::from_secs(outage_secs),
+        agent_bin: match agent_bin {
+            Some(p) => p,
+            None => std::env::current_exe().context("cannot find this executable")?,
+        },
+        work_dir: work_dir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("mongomon-bench-{}", std::process::id()))
+        }),
+        peers: peers
+            .iter()
+            .map(|p| match p.split_once('=') {
+                Some((n, s)) => Ok((n.to_string(), PathBuf::from(s))),
+                None => Err(anyhow::anyhow!(
+                    "--peer {p}: expected NAME=SCRIPT, e.g. telegraf=benches/peers/telegraf.sh"
+                )),
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
+    let report = run(&o)?;
+    print!("{}", render(&report));
+    let text = serde_json::to_string_pretty(&report)?;
+    if let Some(path) = json {
+        std::fs::write(&path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 /// Runs one benchmark.
 pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&o.work_dir)

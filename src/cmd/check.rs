@@ -394,6 +394,24 @@ pub async fn check_upload(u: &UploadSettings) -> CheckLine {
     }
 }
 
+/// `mongomon check`: the table (or JSON), exit status 1 if anything failed.
+pub fn command(cfg: &crate::cli::ConfigArgs, json: bool) -> anyhow::Result<std::process::ExitCode> {
+    let (raw, _) = super::load(cfg)?;
+    let settings = crate::config::validate(&raw, Some(&cfg.config))?;
+    let sys = actix_rt::System::new();
+    let lines = sys.block_on(async move { run(&settings).await });
+    if json {
+        print!("{}", render_json(&lines));
+    } else {
+        print!("{}", render_table(&lines));
+    }
+    Ok(if lines.iter().any(|l| !l.ok) {
+        std::process::ExitCode::from(1)
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

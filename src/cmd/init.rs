@@ -17,7 +17,7 @@ use anyhow::{bail, Context as _};
 use crate::config;
 
 /// The template shipped in `config/` (and in the .deb's examples).
-pub const TEMPLATE: &str = include_str!("../config/mongomon.toml.template");
+pub const TEMPLATE: &str = include_str!("../../config/mongomon.toml.template");
 
 const BEGIN_TARGETS: &str = "# BEGIN TARGETS";
 const END_TARGETS: &str = "# END TARGETS";
@@ -120,6 +120,20 @@ pub fn write(path: &Path, text: &str, force: bool) -> anyhow::Result<()> {
             path.display()
         )
     })
+}
+
+/// `mongomon init`: renders the template and writes it (mode 0600).
+pub fn command(
+    req: InitRequest,
+    output: &std::path::Path,
+    force: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    let text = render(&req)?;
+    write(output, &text, force)?;
+    if output.as_os_str() != "-" {
+        eprintln!("Wrote {} (mode 0600).", output.display());
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
