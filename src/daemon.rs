@@ -143,6 +143,45 @@ pub fn world_readable_secret_warning(path: &Path, raw: &RawConfig) -> Option<Str
     ))
 }
 
+/// The open-file limit after raising the soft limit to the hard one, as
+/// `(soft before, soft now)`. Every monitored host costs sockets, and the
+/// usual soft limit (1,024) is reached at a few hundred hosts while the hard
+/// limit is often far higher; an unprivileged process may raise its own
+/// soft limit up to the hard one.
+pub fn raise_nofile_limit() -> Option<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        let before = lim.rlim_cur;
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Some((before, before));
+            }
+        }
+        Some((before, lim.rlim_cur))
+    }
+}
+
+/// Descriptors the agent needs besides the hosts' sockets: the receivers'
+/// connections, spool and log files, the runtime's own.
+pub const NOFILE_RESERVE: u64 = 64;
+
+/// Sockets one monitored host holds (the driver's monitoring connection and
+/// its pooled one).
+pub const SOCKETS_PER_HOST: u64 = 2;
+
+/// Whether `hosts` hosts fit in the open-file limit `limit`.
+pub fn hosts_fit(hosts: usize, limit: u64) -> bool {
+    (hosts as u64).saturating_mul(SOCKETS_PER_HOST) + NOFILE_RESERVE <= limit
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -324,3 +324,27 @@ fn an_unreadable_file_says_who_cannot_read_it_once() {
     );
     assert!(err.contains("chmod"), "says what to do: {err}");
 }
+
+#[test]
+fn an_authentication_mechanism_the_agent_cannot_use_names_the_target_and_mechanism() {
+    let dir = tempfile::tempdir().unwrap();
+    for mech in ["GSSAPI", "MONGODB-AWS", "MONGODB-OIDC"] {
+        let path = write(
+            &dir,
+            "m.toml",
+            format!(
+                "[[targets]]\nname = \"billing\"\nuri = \"mongodb://svc%40EXAMPLE.COM:MECH-SECRET-9@127.0.0.1:1/?authMechanism={mech}\"\n\
+                 [upload]\nurl = \"http://127.0.0.1:2/write\"\n"
+            )
+            .as_bytes(),
+        );
+        let err = refused(&path, &[]);
+        assert!(
+            err.contains("targets[0].uri") && err.contains("billing"),
+            "{err}"
+        );
+        assert!(err.contains(&format!("authMechanism={mech}")), "{err}");
+        assert!(err.contains("SCRAM-SHA-256"), "says what works: {err}");
+        assert!(!err.contains("MECH-SECRET-9"), "{err}");
+    }
+}

@@ -398,6 +398,8 @@ pub async fn check_upload(u: &UploadSettings) -> CheckLine {
 pub fn command(cfg: &crate::cli::ConfigArgs, json: bool) -> anyhow::Result<std::process::ExitCode> {
     let (raw, _) = super::load(cfg)?;
     let settings = crate::config::validate(&raw, Some(&cfg.config))?;
+    // It connects to every host at once, as `run` does.
+    let _ = crate::daemon::raise_nofile_limit();
     let sys = actix_rt::System::new();
     let lines = sys.block_on(async move { run(&settings).await });
     if json {

@@ -54,6 +54,12 @@ fn run(
     if allow_root && crate::daemon::euid() == 0 {
         slog::warn!(log, "Running as root because of --allow-root; create a service user and drop the flag."; "hint" => crate::daemon::CREATE_USER_HINT);
     }
+    match crate::daemon::raise_nofile_limit() {
+        Some((before, now)) if now > before => {
+            slog::info!(log, "Raised the open-file limit to the hard limit."; "from" => before, "to" => now)
+        }
+        _ => {}
+    }
     if let Some(w) = crate::daemon::world_readable_secret_warning(&cli.config, &raw) {
         slog::warn!(log, "{}", w);
     }

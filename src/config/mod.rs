@@ -404,13 +404,22 @@ fn validate_target(i: usize, t: &RawTarget) -> Result<TargetSettings, ConfigErro
             "is required: a MongoDB URI such as \"mongodb://127.0.0.1:27017\"",
         ));
     }
+    if let Some(mech) = unsupported_mechanism(&t.uri) {
+        let target = t.name.clone().unwrap_or_else(|| redact_uri(&t.uri));
+        return Err(ConfigError::invalid(
+            key("uri"),
+            format!(
+                "(target {target}) asks for authMechanism={mech}, which mongomon does not speak; use SCRAM-SHA-256, SCRAM-SHA-1, MONGODB-X509 or PLAIN"
+            ),
+        ));
+    }
     let cs = mongodb::options::ConnectionString::parse(&t.uri).map_err(|e| {
         // The driver's reason may quote part of the URI; with userinfo in
         // it, that part can be the password (a raw '/' in a password makes
         // the driver read the rest as a host), so it is only repeated for a
         // URI without userinfo.
         let why = if t.uri.contains('@') {
-            "percent-encode any '/', '?', '#', '@' or ':' in the user name or password (%2F %3F %23 %40 %3A)".to_string()
+            "check the hosts and options, and percent-encode any '/', '?', '#', '@' or ':' in the user name or password (%2F %3F %23 %40 %3A)".to_string()
         } else {
             crate::redact::redact_text(first_line(&e.kind.to_string()))
         };
@@ -509,6 +518,27 @@ pub(crate) fn secret_from_env(
             format!("names the environment variable {var}, whose value is not UTF-8 text; set it to the secret as UTF-8 or use {alternative}"),
         )),
     }
+}
+
+/// The `authMechanism` of a URI when it is one the agent cannot use:
+/// Kerberos, AWS IAM and OIDC need machinery (a KDC, instance metadata, an
+/// identity provider) that a monitoring agent does not carry, and
+/// MONGODB-CR was removed from MongoDB 4.0. Read from the query directly,
+/// so that the operator learns this rather than a parse error.
+fn unsupported_mechanism(uri: &str) -> Option<String> {
+    let query = uri.split_once('?')?.1;
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        if !k.eq_ignore_ascii_case("authMechanism") {
+            return None;
+        }
+        let v = v.to_ascii_uppercase();
+        matches!(
+            v.as_str(),
+            "GSSAPI" | "MONGODB-AWS" | "MONGODB-OIDC" | "MONGODB-CR"
+        )
+        .then_some(v)
+    })
 }
 
 pub(crate) fn read_secret_file(key: &str, path: &str) -> Result<String, ConfigError> {

@@ -185,17 +185,7 @@ fn bind_retry(addr: SocketAddr) -> Result<std::net::TcpListener, SimError> {
 /// Raises RLIMIT_NOFILE to its hard limit: 10,000 hosts need 10,000 listeners
 /// plus their connections.
 pub fn raise_nofile_limit() {
-    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
+    let _ = crate::daemon::raise_nofile_limit();
 }
 
 fn spawn_listener(sh: &Arc<Shared>, id: HostId) {

@@ -81,6 +81,9 @@ pub struct Supervisor {
     wanted: HashMap<String, HostSpec>,
     /// Monitors running now.
     monitors: HashMap<String, Addr<HostMonitor>>,
+    /// The host count last warned about for the open-file limit.
+    nofile_warned_at: usize,
+    nofile_check: Option<actix::SpawnHandle>,
     generations: HashMap<ChildId, u64>,
     trackers: HashMap<ChildId, RestartTracker>,
     failed: HashSet<ChildId>,
@@ -118,6 +121,8 @@ impl Supervisor {
             uploaders: HashMap::new(),
             wanted: HashMap::new(),
             monitors: HashMap::new(),
+            nofile_warned_at: 0,
+            nofile_check: None,
             generations: HashMap::new(),
             trackers: HashMap::new(),
             failed: HashSet::new(),
@@ -337,6 +342,27 @@ impl Actor for Supervisor {
     }
 }
 
+impl Supervisor {
+    /// Warns once per growth past the open-file limit: connections to the
+    /// hosts beyond it would fail with "too many open files", host by host.
+    fn check_nofile(&mut self) {
+        let hosts = self.wanted.len();
+        let Some((_, limit)) = crate::daemon::raise_nofile_limit() else {
+            return;
+        };
+        if crate::daemon::hosts_fit(hosts, limit) {
+            self.nofile_warned_at = 0;
+            return;
+        }
+        if hosts > self.nofile_warned_at {
+            self.nofile_warned_at = hosts;
+            warn!(self.log, "The open-file limit is too low for this many hosts; some will fail to connect. Raise the hard limit: LimitNOFILE= in the systemd unit, or ulimit -Hn before starting.";
+                "hosts" => hosts, "limit" => limit,
+                "needed" => (hosts as u64) * crate::daemon::SOCKETS_PER_HOST + crate::daemon::NOFILE_RESERVE);
+        }
+    }
+}
+
 impl Handler<HostSetChanged> for Supervisor {
     type Result = ();
 
@@ -361,6 +387,15 @@ impl Handler<HostSetChanged> for Supervisor {
             self.wanted.insert(host.clone(), spec);
             self.start_child(ChildId::Host(host), ctx);
         }
+        // Checked once the host set settles (targets resolve one by one),
+        // so that one warning gives the final count.
+        if let Some(h) = self.nofile_check.take() {
+            ctx.cancel_future(h);
+        }
+        self.nofile_check = Some(ctx.run_later(Duration::from_secs(1), |act, _| {
+            act.nofile_check = None;
+            act.check_nofile();
+        }));
     }
 }
 
