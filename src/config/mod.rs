@@ -7,6 +7,7 @@
 //! key and says what is allowed, because the operator reading it is usually
 //! looking at a failed service start.
 
+mod collect;
 mod error;
 mod raw;
 mod spool;
@@ -14,10 +15,15 @@ mod upload;
 
 /// The one redaction of URLs, re-exported where settings are printed.
 pub use crate::redact::redact_uri;
+pub use collect::{CollectProfile, CollectSettings};
 pub use error::ConfigError;
-pub use raw::{RawAgent, RawConfig, RawDiscovery, RawSpool, RawTarget, RawUpload, RawUploads};
+pub use raw::{
+    RawAgent, RawCollect, RawConfig, RawDiscovery, RawSpool, RawTarget, RawUpload, RawUploads,
+};
 pub use spool::{FsyncPolicy, FullPolicy, SpoolMode, SpoolSettings};
-pub use upload::{Auth, ProxySettings, RetrySettings, TlsSettings, UploadFormat, UploadSettings};
+pub use upload::{
+    Auth, Compression, ProxySettings, RetrySettings, TlsSettings, UploadFormat, UploadSettings,
+};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -137,6 +143,8 @@ pub struct Settings {
     /// Every upload target, in configuration order; at least one.
     pub uploads: Vec<UploadSettings>,
     pub discovery: DiscoverySettings,
+    /// Which reply fields are sent.
+    pub collect: CollectSettings,
     /// The file these settings came from, reread on SIGHUP.
     pub source: Option<PathBuf>,
 }
@@ -255,11 +263,13 @@ pub fn validate(raw: &RawConfig, source: Option<&Path>) -> Result<Settings, Conf
             limits::WEEK_SECS,
         )?),
     };
+    let collect = collect::validate(&raw.collect)?;
     Ok(Settings {
         agent,
         targets,
         uploads,
         discovery,
+        collect,
         source: source.map(Path::to_path_buf),
     })
 }

@@ -26,6 +26,32 @@ pub struct RawConfig {
     pub spool: RawSpool,
     /// How the deployment behind each seed is found and followed.
     pub discovery: RawDiscovery,
+    /// Which fields of the replies are sent.
+    pub collect: RawCollect,
+}
+
+/// `[collect]`: which fields are sent, as globs on series names
+/// (`mongodb_serverstatus_connections_current`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCollect {
+    /// `full`: every numeric field (about 1,100 for serverStatus);
+    /// `standard`: what operators chart and alert on (config/collect/standard.txt).
+    pub profile: String,
+    /// Series names kept whatever the profile says (`*` and `?` globs).
+    pub include: Vec<String>,
+    /// Series names dropped, whatever else matches.
+    pub exclude: Vec<String>,
+}
+
+impl Default for RawCollect {
+    fn default() -> Self {
+        RawCollect {
+            profile: "full".into(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+        }
+    }
 }
 
 /// `[discovery]`: expanding seeds into every member, and following changes.
@@ -227,8 +253,14 @@ pub struct RawUpload {
     pub api_key_header: String,
     /// Upper bound for one POST, from connect to the last response byte.
     pub timeout_secs: i64,
-    /// Compress request bodies with gzip (`Content-Encoding: gzip`).
+    /// Compress request bodies with gzip (`Content-Encoding: gzip`); the
+    /// older spelling of `compression = "gzip"` / `"none"`.
     pub gzip: bool,
+    /// `gzip` (default), `zstd` (VictoriaMetrics 1.9x and later take it;
+    /// smaller and cheaper than gzip) or `none`. `remote_write` bodies are
+    /// snappy, as its protocol requires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
     /// A batch is cut when its encoded size reaches this many bytes...
     pub max_batch_bytes: i64,
     /// ...or when its oldest sample is this old, whichever comes first.
@@ -272,6 +304,7 @@ impl Default for RawUpload {
             api_key_header: "X-Api-Key".into(),
             timeout_secs: 10,
             gzip: true,
+            compression: None,
             max_batch_bytes: 1 << 20,
             max_batch_age_ms: 1_000,
             max_queue_bytes: 64 << 20,

@@ -38,6 +38,14 @@ impl UploadFormat {
     }
 }
 
+/// How request bodies are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
 /// The retry schedule of an uploader (see `actors::uploader::retry`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetrySettings {
@@ -123,7 +131,8 @@ pub struct UploadSettings {
     /// `None`: a direct connection.
     pub proxy: Option<ProxySettings>,
     pub timeout: Duration,
-    pub gzip: bool,
+    /// Of request bodies, except remote-write's (always snappy).
+    pub compression: Compression,
     pub max_batch_bytes: usize,
     pub max_batch_age: Duration,
     pub max_queue_bytes: usize,
@@ -146,7 +155,7 @@ impl std::fmt::Debug for UploadSettings {
             .field("tls", &self.tls)
             .field("proxy", &self.proxy)
             .field("timeout", &self.timeout)
-            .field("gzip", &self.gzip)
+            .field("compression", &self.compression)
             .field("max_batch_bytes", &self.max_batch_bytes)
             .field("max_batch_age", &self.max_batch_age)
             .field("max_queue_bytes", &self.max_queue_bytes)
@@ -557,6 +566,31 @@ fn validate_one(
         None => None,
     };
 
+    let compression = match (u.compression.as_deref(), u.gzip) {
+        (None, true) => Compression::Gzip,
+        (None, false) => Compression::None,
+        (Some(_), false) => {
+            return Err(ConfigError::invalid(
+                key("gzip"),
+                "is the older spelling of compression; set only compression (\"gzip\", \"zstd\" or \"none\")",
+            ))
+        }
+        (Some("gzip"), true) => Compression::Gzip,
+        (Some("zstd"), true) => Compression::Zstd,
+        (Some("none"), true) => Compression::None,
+        (Some(other), true) => {
+            return Err(ConfigError::invalid(
+                key("compression"),
+                format!("\"{other}\" is not a compression; use \"gzip\", \"zstd\" or \"none\""),
+            ))
+        }
+    };
+    if format == UploadFormat::RemoteWrite && u.compression.is_some() {
+        return Err(ConfigError::invalid(
+            key("compression"),
+            "does not apply to remote_write, whose bodies are snappy by protocol; remove it",
+        ));
+    }
     let max_batch_bytes =
         within(&key("max_batch_bytes"), u.max_batch_bytes, 1, 256 << 20)? as usize;
     let max_queue_bytes = within(
@@ -621,7 +655,7 @@ fn validate_one(
             1,
             limits::HOUR_SECS,
         )?),
-        gzip: u.gzip,
+        compression,
         max_batch_bytes,
         max_batch_age: Duration::from_millis(within(
             &key("max_batch_age_ms"),

@@ -9,6 +9,8 @@
 //! - [`vm_import`]: JSON lines in VictoriaMetrics' import schema (the
 //!   numeric part only).
 //! - [`points`]: the sample → points walk the numeric formats share.
+//! - [`select`]: `[collect]`'s choice of reply fields (profile, include,
+//!   exclude), applied by that walk.
 
 pub mod flatten;
 pub mod influx;
@@ -16,17 +18,21 @@ pub mod json;
 pub mod points;
 pub mod remote_write;
 pub mod schema;
+pub mod select;
 pub mod vm_import;
 
 use crate::config::UploadFormat;
 use crate::sample::Sample;
+use select::Selection;
 
-/// Appends the encoding of `sample` to `out` in the given format.
-pub fn encode(format: UploadFormat, sample: &Sample, out: &mut Vec<u8>) {
+/// Appends the encoding of `sample` to `out` in the given format. The
+/// numeric formats send the reply fields `sel` keeps; `json` sends whole
+/// documents (the MMS agent's model), so `[collect]` does not apply to it.
+pub fn encode(format: UploadFormat, sample: &Sample, sel: &mut Selection, out: &mut Vec<u8>) {
     match format {
-        UploadFormat::Influx => influx::encode(sample, out),
+        UploadFormat::Influx => influx::encode_selected(sample, sel, out),
         UploadFormat::Json => json::encode(sample, out),
-        UploadFormat::RemoteWrite => remote_write::encode(sample, out),
-        UploadFormat::VmImport => vm_import::encode(sample, out),
+        UploadFormat::RemoteWrite => remote_write::encode_selected(sample, sel, out),
+        UploadFormat::VmImport => vm_import::encode_selected(sample, sel, out),
     }
 }

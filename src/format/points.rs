@@ -12,6 +12,7 @@
 use bson::{Bson, Document};
 
 use super::flatten::{flatten, number, Number};
+use super::select::Selection;
 use crate::sample::{Body, Sample};
 
 /// A writer of points. Calls come as `begin`, tags, fields, `end`; every
@@ -44,29 +45,34 @@ fn labels<P: Points>(out: &mut P, sample: &Sample) {
     }
 }
 
-/// Walks `sample` as points (measurement, tags, numeric fields).
-pub fn encode<P: Points>(sample: &Sample, out: &mut P) {
+/// Walks `sample` as points (measurement, tags, numeric fields); reply
+/// fields go through `sel`.
+pub fn encode<P: Points>(sample: &Sample, sel: &mut Selection, out: &mut P) {
     let ts = sample.unix_nanos();
     match &sample.body {
         Body::Reply { command, doc } => match *command {
             "replSetGetStatus" => {
-                reply_line(sample, "mongodb_replset", doc, ts, out);
+                reply_line(sample, "mongodb_replset", doc, ts, sel, out);
                 replset_members(sample, doc, ts, out);
             }
-            "buildInfo" => buildinfo_line(sample, doc, ts, out),
+            "buildInfo" => buildinfo_line(sample, doc, ts, sel, out),
             "dbStats" => {
                 out.begin(ts, "mongodb_dbstats");
                 labels(out, sample);
                 if let Ok(db) = doc.get_str("db") {
                     out.tag("db", db);
                 }
-                flatten(doc, "", &mut |name, value| out.field(name, value));
+                flatten(doc, "", &mut |name, value| {
+                    if sel.keeps("mongodb_dbstats", name) {
+                        out.field(name, value)
+                    }
+                });
                 out.end();
             }
             other => {
                 let mut m = String::from("mongodb_");
                 m.push_str(&other.to_ascii_lowercase());
-                reply_line(sample, &m, doc, ts, out);
+                reply_line(sample, &m, doc, ts, sel, out);
             }
         },
         Body::Status { up, failure } => {
@@ -121,15 +127,26 @@ fn reply_line<P: Points>(
     measurement: &str,
     doc: &Document,
     ts: i128,
+    sel: &mut Selection,
     out: &mut P,
 ) {
     out.begin(ts, measurement);
     labels(out, sample);
-    flatten(doc, "", &mut |name, value| out.field(name, value));
+    flatten(doc, "", &mut |name, value| {
+        if sel.keeps(measurement, name) {
+            out.field(name, value)
+        }
+    });
     out.end();
 }
 
-fn buildinfo_line<P: Points>(sample: &Sample, doc: &Document, ts: i128, out: &mut P) {
+fn buildinfo_line<P: Points>(
+    sample: &Sample,
+    doc: &Document,
+    ts: i128,
+    sel: &mut Selection,
+    out: &mut P,
+) {
     out.begin(ts, "mongodb_buildinfo");
     labels(out, sample);
     // The host's labels carry the version once it is known; a second tag
@@ -147,7 +164,11 @@ fn buildinfo_line<P: Points>(sample: &Sample, doc: &Document, ts: i128, out: &mu
             }
         }
     }
-    flatten(doc, "", &mut |name, value| out.field(name, value));
+    flatten(doc, "", &mut |name, value| {
+        if sel.keeps("mongodb_buildinfo", name) {
+            out.field(name, value)
+        }
+    });
     out.end();
 }
 

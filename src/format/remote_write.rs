@@ -11,12 +11,19 @@
 
 use super::flatten::Number;
 use super::points::{self, Points};
+use super::select::Selection;
 use crate::sample::Sample;
 
 /// Appends `sample`'s series, each a `WriteRequest.timeseries` entry.
 pub fn encode(sample: &Sample, out: &mut Vec<u8>) {
+    encode_selected(sample, &mut Selection::full(), out)
+}
+
+/// Like [`encode`], with the reply fields that `sel` keeps.
+pub fn encode_selected(sample: &Sample, sel: &mut Selection, out: &mut Vec<u8>) {
     points::encode(
         sample,
+        sel,
         &mut Series {
             out,
             measurement: String::new(),

@@ -8,12 +8,19 @@ use serde_json::{Map, Value};
 
 use super::flatten::Number;
 use super::points::{self, Points};
+use super::select::Selection;
 use crate::sample::Sample;
 
 /// Appends one line per numeric field of `sample`.
 pub fn encode(sample: &Sample, out: &mut Vec<u8>) {
+    encode_selected(sample, &mut Selection::full(), out)
+}
+
+/// Like [`encode`], with the reply fields that `sel` keeps.
+pub fn encode_selected(sample: &Sample, sel: &mut Selection, out: &mut Vec<u8>) {
     points::encode(
         sample,
+        sel,
         &mut Lines {
             out,
             measurement: String::new(),

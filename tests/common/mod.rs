@@ -170,15 +170,37 @@ pub struct Victoria {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    bin: PathBuf,
 }
 
 impl Victoria {
     pub fn start() -> Self {
+        let bin = which("victoria-metrics").unwrap_or_else(|| {
+            panic!("victoria-metrics is missing: run scripts/test-deps.sh (apt-get install victoria-metrics)")
+        });
+        Self::start_bin(bin)
+    }
+
+    /// VictoriaMetrics 1.150.0, built by scripts/deps/40-victoria-current.sh
+    /// from ../shared/third_party (it takes zstd bodies; Debian's does not).
+    pub fn start_current() -> Self {
+        let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/third_party/victoria-metrics-1.150.0");
+        assert!(
+            bin.is_file(),
+            "{} is missing: run scripts/test-deps.sh (scripts/deps/40-victoria-current.sh builds it)",
+            bin.display()
+        );
+        Self::start_bin(bin)
+    }
+
+    fn start_bin(bin: PathBuf) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut v = Victoria {
             port: free_port(),
             child: None,
             dir,
+            bin,
         };
         v.resume();
         v
@@ -186,9 +208,7 @@ impl Victoria {
 
     /// Starts the server (again) on the same port and storage.
     pub fn resume(&mut self) {
-        let bin = which("victoria-metrics").unwrap_or_else(|| {
-            panic!("victoria-metrics is missing: run scripts/test-deps.sh (apt-get install victoria-metrics)")
-        });
+        let bin = self.bin.clone();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -44,6 +44,7 @@ pub struct Flush;
 pub struct ApplySettings {
     pub lanes: Vec<Lane>,
     pub agent: AgentSettings,
+    pub collect: crate::config::CollectSettings,
 }
 
 /// Stop; not a failure, so not restarted.

@@ -165,6 +165,7 @@ impl Supervisor {
                 let addr = Batcher::new(
                     self.lanes.clone(),
                     self.settings.agent.clone(),
+                    &self.settings.collect,
                     me,
                     generation,
                     self.stats.clone(),
@@ -302,11 +303,15 @@ impl Supervisor {
         if old.uploads != self.settings.uploads {
             self.apply_uploads(ctx);
         }
-        if old.agent != self.settings.agent || old.uploads != self.settings.uploads {
+        if old.agent != self.settings.agent
+            || old.uploads != self.settings.uploads
+            || old.collect != self.settings.collect
+        {
             if let Some(b) = &self.batcher {
                 b.do_send(batcher::ApplySettings {
                     lanes: self.lanes.clone(),
                     agent: self.settings.agent.clone(),
+                    collect: self.settings.collect.clone(),
                 });
             }
         }

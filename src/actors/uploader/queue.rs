@@ -53,6 +53,7 @@ pub enum Encoding {
     Identity = 0,
     Gzip = 1,
     Snappy = 2,
+    Zstd = 3,
 }
 
 impl Encoding {
@@ -61,6 +62,7 @@ impl Encoding {
             0 => Some(Encoding::Identity),
             1 => Some(Encoding::Gzip),
             2 => Some(Encoding::Snappy),
+            3 => Some(Encoding::Zstd),
             _ => None,
         }
     }
@@ -71,6 +73,7 @@ impl Encoding {
             Encoding::Identity => None,
             Encoding::Gzip => Some("gzip"),
             Encoding::Snappy => Some("snappy"),
+            Encoding::Zstd => Some("zstd"),
         }
     }
 }
