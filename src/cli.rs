@@ -214,6 +214,12 @@ pub enum Command {
         /// A peer to run on the same hosts afterwards: NAME=SCRIPT (see benches/peers/).
         #[arg(long, value_name = "NAME=SCRIPT")]
         peer: Vec<String>,
+        /// The agent's collect.profile: full or standard.
+        #[arg(long, value_name = "PROFILE", default_value = "full", value_parser = ["full", "standard"])]
+        collect_profile: String,
+        /// The agent's upload.compression: gzip, zstd or none.
+        #[arg(long, value_name = "COMPRESSION", default_value = "gzip", value_parser = ["gzip", "zstd", "none"])]
+        compression: String,
     },
     /// The agent against a built-in simulated cluster, shown live in the
     /// terminal. Needs no MongoDB, receiver or configuration.

@@ -1,7 +1,8 @@
 //! Reading one HTTP/1.1 request from a keep-alive connection, for the small
 //! in-process receivers of `demo`, `bench` and the discovery bench: the
 //! request line and headers are skipped, the body is read by
-//! `Content-Length` and gunzipped when it says `Content-Encoding: gzip`.
+//! `Content-Length` and decompressed when it says `Content-Encoding: gzip`
+//! or `zstd`.
 
 use std::io::{self, BufRead, Read};
 
@@ -18,7 +19,7 @@ pub fn read_body(r: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
     if r.read_line(&mut line)? == 0 {
         return Ok(None);
     }
-    let (mut len, mut gzip) = (0usize, false);
+    let (mut len, mut gzip, mut zstd) = (0usize, false, false);
     loop {
         let mut h = String::new();
         if r.read_line(&mut h)? == 0 {
@@ -30,8 +31,9 @@ pub fn read_body(r: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
         }
         if let Some(v) = h.strip_prefix("content-length:") {
             len = v.trim().parse().unwrap_or(0);
-        } else if h.starts_with("content-encoding:") && h.contains("gzip") {
-            gzip = true;
+        } else if h.starts_with("content-encoding:") {
+            gzip = h.contains("gzip");
+            zstd = h.contains("zstd");
         }
     }
     if len > MAX_BODY {
@@ -43,6 +45,12 @@ pub fn read_body(r: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&body[..])
             .read_to_end(&mut out)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        body = out;
+    } else if zstd {
+        let mut out = Vec::new();
+        zstd::stream::read::Decoder::new(&body[..])
+            .and_then(|mut d| d.read_to_end(&mut out))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         body = out;
     }
@@ -79,5 +87,18 @@ mod tests {
             read_body(&mut bad).unwrap_err().kind(),
             io::ErrorKind::InvalidData
         );
+    }
+
+    #[test]
+    fn reads_zstd_bodies() {
+        let z = zstd::bulk::compress(b"squeezed", 1).unwrap();
+        let mut wire = format!(
+            "POST /w HTTP/1.1\r\nContent-Encoding: zstd\r\nContent-Length: {}\r\n\r\n",
+            z.len()
+        )
+        .into_bytes();
+        wire.extend_from_slice(&z);
+        let mut r = io::BufReader::new(&wire[..]);
+        assert_eq!(read_body(&mut r).unwrap().unwrap(), b"squeezed");
     }
 }

@@ -54,6 +54,9 @@ pub struct BenchOptions {
     /// The receiver answers 503 for this long at the start of the measured
     /// window, then accepts: how fast the backlog drains.
     pub outage: Duration,
+    /// The agent's `collect.profile` and `upload.compression`.
+    pub collect_profile: String,
+    pub compression: String,
 }
 
 /// Distribution of a set of milliseconds.
@@ -286,8 +289,11 @@ fn agent_config(sim: &SimHandle, o: &BenchOptions, receiver: SocketAddr) -> Stri
         "[agent]\ninterval_secs = {}\ncommand_timeout_ms = 5000\nconnect_timeout_ms = 3000\n\
          spool_dir = \"{dir}/spool\"\nlog_file = \"{dir}/agent.log\"\nshutdown_timeout_secs = 10\nname = \"bench\"\n\
          [spool]\nmax_bytes = 8589934592\n\
-         [upload]\nurl = \"http://{receiver}/write\"\n",
-        o.interval.as_secs().max(1)
+         [collect]\nprofile = \"{}\"\n\
+         [upload]\nurl = \"http://{receiver}/write\"\ncompression = \"{}\"\n",
+        o.interval.as_secs().max(1),
+        o.collect_profile,
+        o.compression,
     );
     let mut seeded = std::collections::BTreeSet::new();
     for h in sim.hosts() {
@@ -403,6 +409,8 @@ pub fn command(
     work_dir: Option<PathBuf>,
     agent_bin: Option<PathBuf>,
     peers: &[String],
+    collect_profile: String,
+    compression: String,
 ) -> anyhow::Result<std::process::ExitCode> {
     let o = BenchOptions {
         hosts,
@@ -410,6 +418,8 @@ pub fn command(
         duration: Duration::from_secs(duration_secs),
         warmup: Duration::from_secs(warmup_secs),
         outage: Duration::from_secs(outage_secs),
+        collect_profile,
+        compression,
         agent_bin: match agent_bin {
             Some(p) => p,
             None => std::env::current_exe().context("cannot find this executable")?,

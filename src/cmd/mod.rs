@@ -63,6 +63,8 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             work_dir,
             agent_bin,
             peer,
+            collect_profile,
+            compression,
         } => bench::command(
             hosts,
             interval_secs,
@@ -73,6 +75,8 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             work_dir,
             agent_bin,
             &peer,
+            collect_profile,
+            compression,
         ),
     }
 }
