@@ -186,41 +186,7 @@ pub enum Command {
     /// The many-host harness: the simulator with N hosts, the real agent
     /// at the given interval against a counting receiver; a table on stdout
     /// and a JSON report (see BENCHMARKS.md).
-    Bench {
-        /// Simulated hosts (a mix of replica-set members and mongos).
-        #[arg(long, default_value_t = 100)]
-        hosts: usize,
-        /// The agent's agent.interval_secs.
-        #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-        interval_secs: u64,
-        /// Measured window, after the warm-up.
-        #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=MAX_RUN_SECS))]
-        duration_secs: u64,
-        #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(..=MAX_RUN_SECS))]
-        warmup_secs: u64,
-        /// The receiver refuses everything (503) for this long at the start
-        /// of the window, then accepts: measures the drain of the backlog.
-        #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(..=MAX_RUN_SECS))]
-        outage_secs: u64,
-        /// Write the report here as JSON.
-        #[arg(long, value_name = "PATH")]
-        json: Option<PathBuf>,
-        /// Configs, logs and the spool of the run (default: a new temporary directory).
-        #[arg(long, value_name = "DIR")]
-        work_dir: Option<PathBuf>,
-        /// The agent binary to measure (default: this one).
-        #[arg(long, value_name = "PATH")]
-        agent_bin: Option<PathBuf>,
-        /// A peer to run on the same hosts afterwards: NAME=SCRIPT (see benches/peers/).
-        #[arg(long, value_name = "NAME=SCRIPT")]
-        peer: Vec<String>,
-        /// The agent's collect.profile: full or standard.
-        #[arg(long, value_name = "PROFILE", default_value = "full", value_parser = ["full", "standard"])]
-        collect_profile: String,
-        /// The agent's upload.compression: gzip, zstd or none.
-        #[arg(long, value_name = "COMPRESSION", default_value = "gzip", value_parser = ["gzip", "zstd", "none"])]
-        compression: String,
-    },
+    Bench(BenchArgs),
     /// The agent against a built-in simulated cluster, shown live in the
     /// terminal. Needs no MongoDB, receiver or configuration.
     Demo {
@@ -228,6 +194,44 @@ pub enum Command {
         #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(..=MAX_RUN_SECS))]
         duration_secs: Option<u64>,
     },
+}
+
+/// `mongomon bench`'s flags.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Simulated hosts (a mix of replica-set members and mongos).
+    #[arg(long, default_value_t = 100)]
+    pub hosts: usize,
+    /// The agent's agent.interval_secs.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub interval_secs: u64,
+    /// Measured window, after the warm-up.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=MAX_RUN_SECS))]
+    pub duration_secs: u64,
+    #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(..=MAX_RUN_SECS))]
+    pub warmup_secs: u64,
+    /// The receiver refuses everything (503) for this long at the start
+    /// of the window, then accepts: measures the drain of the backlog.
+    #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(..=MAX_RUN_SECS))]
+    pub outage_secs: u64,
+    /// Write the report here as JSON.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Configs, logs and the spool of the run (default: a new temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// The agent binary to measure (default: this one).
+    #[arg(long, value_name = "PATH")]
+    pub agent_bin: Option<PathBuf>,
+    /// A peer to run on the same hosts afterwards: NAME=SCRIPT (see benches/peers/).
+    #[arg(long, value_name = "NAME=SCRIPT")]
+    pub peer: Vec<String>,
+    /// The agent's collect.profile: full or standard.
+    #[arg(long, value_name = "PROFILE", default_value = "full", value_parser = ["full", "standard"])]
+    pub collect_profile: String,
+    /// The agent's upload.compression: gzip, zstd or none.
+    #[arg(long, value_name = "COMPRESSION", default_value = "gzip", value_parser = ["gzip", "zstd", "none"])]
+    pub compression: String,
 }
 
 /// The longest run a `--duration-secs` (or warm-up, outage) may ask for:

@@ -398,20 +398,20 @@ fn counters_total(sim: &SimHandle) -> (u64, u64, u64, u64) {
 }
 
 /// `mongomon bench`: one run, the table on stdout, the report as JSON.
-#[allow(clippy::too_many_arguments)]
-pub fn command(
-    hosts: usize,
-    interval_secs: u64,
-    duration_secs: u64,
-    warmup_secs: u64,
-    outage_secs: u64,
-    json: Option<PathBuf>,
-    work_dir: Option<PathBuf>,
-    agent_bin: Option<PathBuf>,
-    peers: &[String],
-    collect_profile: String,
-    compression: String,
-) -> anyhow::Result<std::process::ExitCode> {
+pub fn command(args: crate::cli::BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    let crate::cli::BenchArgs {
+        hosts,
+        interval_secs,
+        duration_secs,
+        warmup_secs,
+        outage_secs,
+        json,
+        work_dir,
+        agent_bin,
+        peer: peers,
+        collect_profile,
+        compression,
+    } = args;
     let o = BenchOptions {
         hosts,
         interval: Duration::from_secs(interval_secs),

@@ -53,31 +53,7 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo { duration_secs } => {
             demo::run(duration_secs.map(std::time::Duration::from_secs))
         }
-        Command::Bench {
-            hosts,
-            interval_secs,
-            duration_secs,
-            warmup_secs,
-            outage_secs,
-            json,
-            work_dir,
-            agent_bin,
-            peer,
-            collect_profile,
-            compression,
-        } => bench::command(
-            hosts,
-            interval_secs,
-            duration_secs,
-            warmup_secs,
-            outage_secs,
-            json,
-            work_dir,
-            agent_bin,
-            &peer,
-            collect_profile,
-            compression,
-        ),
+        Command::Bench(args) => bench::command(args),
     }
 }
 
