@@ -257,7 +257,7 @@ pub struct RawUpload {
     /// older spelling of `compression = "gzip"` / `"none"`.
     pub gzip: bool,
     /// `gzip` (default), `zstd` (VictoriaMetrics 1.9x and later take it;
-    /// smaller and cheaper than gzip) or `none`. `remote_write` bodies are
+    /// it costs less CPU than gzip) or `none`. `remote_write` bodies are
     /// snappy, as its protocol requires.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
