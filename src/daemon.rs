@@ -169,6 +169,16 @@ pub fn raise_nofile_limit() -> Option<(u64, u64)> {
     }
 }
 
+/// The current soft open-file limit (`run` raised it at start).
+pub fn nofile_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim.rlim_cur)
+}
+
 /// Descriptors the agent needs besides the hosts' sockets: the receivers'
 /// connections, spool and log files, the runtime's own.
 pub const NOFILE_RESERVE: u64 = 64;

@@ -451,7 +451,7 @@ pub fn command(args: crate::cli::BenchArgs) -> anyhow::Result<std::process::Exit
 pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&o.work_dir)
         .with_context(|| format!("cannot create {}", o.work_dir.display()))?;
-    crate::sim::server::raise_nofile_limit();
+    let _ = crate::daemon::raise_nofile_limit();
     let (toml, n) = topology(o.hosts);
     let sim = Simulator::start(Topology::from_toml_str(&toml).context("bench topology")?)
         .context("cannot start the simulator")?;

@@ -72,7 +72,8 @@ impl Simulator {
     /// Validates the topology, binds every listener, and starts serving on a
     /// dedicated thread. Returns once all listeners accept connections.
     pub fn start(topology: Topology) -> Result<SimHandle, SimError> {
-        raise_nofile_limit();
+        // 10,000 hosts need 10,000 listeners plus their connections.
+        let _ = crate::daemon::raise_nofile_limit();
         let mut world = World::build(&topology)?;
         let mut listeners = Vec::with_capacity(world.hosts.len());
         for id in 0..world.hosts.len() {
@@ -180,12 +181,6 @@ fn bind_retry(addr: SocketAddr) -> Result<std::net::TcpListener, SimError> {
         }
     }
     Err(last.unwrap_or_else(|| SimError::Config(format!("cannot bind {addr}"))))
-}
-
-/// Raises RLIMIT_NOFILE to its hard limit: 10,000 hosts need 10,000 listeners
-/// plus their connections.
-pub fn raise_nofile_limit() {
-    let _ = crate::daemon::raise_nofile_limit();
 }
 
 fn spawn_listener(sh: &Arc<Shared>, id: HostId) {

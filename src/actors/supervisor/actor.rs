@@ -352,7 +352,7 @@ impl Supervisor {
     /// hosts beyond it would fail with "too many open files", host by host.
     fn check_nofile(&mut self) {
         let hosts = self.wanted.len();
-        let Some((_, limit)) = crate::daemon::raise_nofile_limit() else {
+        let Some(limit) = crate::daemon::nofile_limit() else {
             return;
         };
         if crate::daemon::hosts_fit(hosts, limit) {
