@@ -183,9 +183,8 @@ pub fn nofile_limit() -> Option<u64> {
 /// connections, spool and log files, the runtime's own.
 pub const NOFILE_RESERVE: u64 = 64;
 
-/// Sockets one monitored host holds (the driver's monitoring connection and
-/// its pooled one).
-pub const SOCKETS_PER_HOST: u64 = 2;
+/// Sockets one monitored host holds: its one connection (`mongo::conn`).
+pub const SOCKETS_PER_HOST: u64 = 1;
 
 /// Whether `hosts` hosts fit in the open-file limit `limit`.
 pub fn hosts_fit(hosts: usize, limit: u64) -> bool {

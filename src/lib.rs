@@ -14,11 +14,17 @@
 //! - [`actors`]: the actix actors: [`actors::supervisor`] owns [`actors::discovery`],
 //!   one [`actors::host_monitor`] per host, [`actors::batcher`] and one [`actors::uploader`] per upload target
 //!   (with its queue, durable spool, retry policy and proxy/TLS connector).
-//! - [`mongo`]: per-host driver clients (one per host, shared by discovery and the monitors) and monitoring commands with timeouts.
+//! - [`mongo`]: the agent's own MongoDB connection, one socket per host shared by discovery, the
+//!   monitors and `check` ([`mongo::conn`]: TCP or TLS ([`mongo::tls`]), handshake, logins
+//!   ([`mongo::auth`]), compression, reconnect backoff), and monitoring commands with timeouts.
+//!   The driver only parses connection strings.
+//! - [`wire`]: the wire protocol, once for both ends: frames, compression, SCRAM.
 //! - [`sample`]: [`sample::Sample`], one collected reply or host status, with the host's labels.
 //! - [`format`]: encoding samples as line protocol, JSON lines, Prometheus remote-write or VictoriaMetrics import lines.
 //! - [`stats`]: the agent's own counters, shipped in the same stream.
-//! - [`sim`]: the MongoDB wire-protocol simulator (replica sets, sharded clusters, fleets, faults) behind `mongomon sim`, `demo` and `bench`.
+//! - [`sim`]: the MongoDB wire-protocol simulator (replica sets, sharded clusters, fleets, versions
+//!   3.6–8.0, faults down to broken frames) behind `mongomon sim`, `demo` and `bench`; it speaks
+//!   through [`wire`] too.
 //! - [`logging`]: slog drains (text or JSON, stderr or a reopenable file) with a level that can change at run time.
 //! - [`daemon`]: running as a service: the root refusal, the pid file, the world-readable-secret warning.
 //! - [`signals`]: maps SIGTERM/SIGINT/SIGHUP to messages for the supervisor.
@@ -45,6 +51,7 @@ pub mod sample;
 pub mod signals;
 pub mod sim;
 pub mod stats;
+pub mod wire;
 
 /// Installs the process-wide TLS crypto provider (ring, the one the MongoDB
 /// driver uses). awc's rustls connector panics at start when no provider, or

@@ -19,9 +19,9 @@ fn soft_limit(pid: u32) -> Option<u64> {
 
 #[test]
 fn the_soft_limit_is_raised_and_a_too_low_hard_limit_is_named() {
-    // 40 hosts need about 40 × 2 + 64 descriptors: more than a hard limit
+    // 70 hosts need about 70 × 1 + 64 descriptors: more than a hard limit
     // of 120, fewer than the default.
-    let (_sim, hosts) = common::deploy::standalones(40);
+    let (_sim, hosts) = common::deploy::standalones(70);
     let receiver = Receiver::accepting();
     let dir = tempfile::tempdir().unwrap();
     let refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
@@ -71,7 +71,7 @@ fn the_soft_limit_is_raised_and_a_too_low_hard_limit_is_named() {
         .find(|l| l.contains("open-file limit is too low"))
         .unwrap();
     assert!(
-        warning.contains("hosts: 40") && warning.contains("limit: 120"),
+        warning.contains("hosts: 70") && warning.contains("limit: 120"),
         "{warning}"
     );
     assert!(warning.contains("LimitNOFILE"), "names the fix: {warning}");

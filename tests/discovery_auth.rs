@@ -1,7 +1,6 @@
-//! Discovery and the monitors share one logged-in client per host: a host
-//! is authenticated once per agent run, however often discovery walks the
-//! deployment again, and costs at most two connections (the driver's
-//! monitor and its one pooled connection).
+//! Discovery and the monitors share one logged-in connection per host: a
+//! host is authenticated once per agent run, however often discovery walks
+//! the deployment again, and costs one socket.
 //!
 //! The simulator counts every SCRAM conversation (`saslStart` and `hello`'s
 //! speculative authentication) and every accepted connection per host.
@@ -121,8 +120,8 @@ fn each_host_is_authenticated_once_across_re_expansions() {
         if commands < 5 {
             bad.push(format!("{addr} answered only {commands} commands"));
         }
-        // ... over one login and at most the driver's two connections.
-        if auths != 1 || conns > 2 {
+        // ... over one login and one socket.
+        if auths != 1 || conns != 1 {
             bad.push(format!(
                 "{addr}: {auths} authentications and {conns} connections"
             ));

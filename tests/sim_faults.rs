@@ -120,7 +120,7 @@ async fn hang_slow_reset_malformed_and_command_error() {
     let mut raw = tokio::net::TcpStream::connect(addr)
         .await
         .expect("hang still accepts");
-    raw.write_all(&mongomon::sim::wire::encode_op_msg_request(
+    raw.write_all(&mongomon::wire::frame::encode_op_msg_request(
         1,
         &ping(),
         false,

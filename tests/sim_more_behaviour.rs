@@ -273,7 +273,7 @@ async fn topology_built_in_rust_and_diagnostic_data() {
 
 #[tokio::test]
 async fn exhaust_hello_streams_replies_with_more_to_come() {
-    use mongomon::sim::wire;
+    use mongomon::wire::frame as wire;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let sim = Arc::new(start(RS3));
     let addr = sim.set_members("rs0")[2];

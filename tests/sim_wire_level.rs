@@ -5,7 +5,7 @@
 mod common;
 use bson::doc;
 use common::*;
-use mongomon::sim::wire;
+use mongomon::wire::frame as wire;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

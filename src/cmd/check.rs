@@ -152,10 +152,7 @@ pub async fn run(settings: &Settings) -> Vec<CheckLine> {
                     &redact_uri(&target.uri),
                     &target.name,
                     "error",
-                    format!(
-                        "{}; check targets[{i}].uri",
-                        mongo::classify("resolve", &e).message
-                    ),
+                    format!("{}; check targets[{i}].uri", e.message),
                 ));
                 continue;
             }
@@ -190,20 +187,21 @@ pub async fn run(settings: &Settings) -> Vec<CheckLine> {
 }
 
 async fn check_host(
-    base: &mongodb::options::ClientOptions,
+    base: &mongo::TargetOptions,
     host: &str,
     index: usize,
     target: &TargetSettings,
     s: &Settings,
 ) -> CheckLine {
     let fail = |reason, detail| CheckLine::fail("mongodb", host, &target.name, reason, detail);
-    let client = match mongo::host_options(base, host, &s.agent).and_then(mongo::host_client) {
+    // The same connection `run` opens: TLS, handshake, login, one socket.
+    let client = match mongo::host_client(base, host, &s.agent) {
         Ok(c) => c,
-        Err(e) => return fail("error", mongo::classify("connect", &e).message),
+        Err(e) => return fail("error", e.message),
     };
     let timeout = s.agent.command_timeout;
-    // The driver gives up selecting the host after `timeout` and says why
-    // (refused, TLS, ...); the outer bound leaves it room to say so.
+    // The connection gives up connecting after `connect_timeout` and says
+    // why (refused, TLS, ...); the outer bound leaves it room to say so.
     let bound = timeout + Duration::from_millis(500);
     let hello = mongo::run(&client, "hello", None, bound).await;
     let hello = if hello.code == Some(59) {

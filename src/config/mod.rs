@@ -180,6 +180,8 @@ pub struct AgentSettings {
     pub dbstats_interval: Duration,
     pub dbstats_max_databases: usize,
     pub dbstats_max: Duration,
+    /// Worker threads for the host monitors (at least 1).
+    pub workers: usize,
 }
 
 /// Typed `[[targets]]` entry. `password` is resolved from the URI, the file
@@ -403,6 +405,10 @@ fn validate_agent(a: &RawAgent) -> Result<AgentSettings, ConfigError> {
             1,
             limits::HOUR_SECS,
         )?),
+        workers: match a.workers {
+            Some(n) => within("agent.workers", n, 1, 256)? as usize,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        },
     })
 }
 
@@ -423,7 +429,14 @@ fn validate_target(i: usize, t: &RawTarget) -> Result<TargetSettings, ConfigErro
             ),
         ));
     }
-    let cs = mongodb::options::ConnectionString::parse(&t.uri).map_err(|e| {
+    if let Err(why) = crate::mongo::uri_compressors(&t.uri) {
+        let target = t.name.clone().unwrap_or_else(|| redact_uri(&t.uri));
+        return Err(ConfigError::invalid(
+            key("uri"),
+            format!("(target {target}) {why}"),
+        ));
+    }
+    let cs = mongodb::options::ConnectionString::parse(crate::mongo::driver_uri(&t.uri).as_ref()).map_err(|e| {
         // The driver's reason may quote part of the URI; with userinfo in
         // it, that part can be the password (a raw '/' in a password makes
         // the driver read the rest as a host), so it is only repeated for a

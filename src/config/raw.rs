@@ -115,6 +115,10 @@ pub struct RawAgent {
     pub dbstats_max_databases: i64,
     /// When a `dbStats` round took longer than this, the next one is skipped.
     pub dbstats_max_secs: i64,
+    /// Threads (actix Arbiters) the host monitors and their connections are
+    /// spread over; defaults to the number of cores. Read at start only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<i64>,
     /// Batches waiting for a receiver are kept here (one sub-directory per
     /// upload target) so that restarts and crashes lose nothing. An empty
     /// string keeps them in memory only.
@@ -136,6 +140,7 @@ impl Default for RawAgent {
             dbstats_interval_secs: 300,
             dbstats_max_databases: 100,
             dbstats_max_secs: 30,
+            workers: None,
             spool_dir: "/var/lib/mongomon/spool".into(),
         }
     }

@@ -8,8 +8,8 @@
 
 use super::catalog;
 use super::fixtures;
-use super::scram::{client_first_user, Conversation, Mechanism};
 use super::state::{now_millis, HostId, HostKind, SetRole, World};
+use crate::wire::scram::{client_first_user, Conversation, Mechanism};
 use bson::{doc, Bson, DateTime, Document, Timestamp};
 use std::sync::OnceLock;
 
@@ -24,6 +24,8 @@ pub struct ConnCtx {
     pub auth_user: Option<String>,
     /// SCRAM conversation in progress.
     pub conversation: Option<Conversation>,
+    /// Compressors agreed in this connection's handshake.
+    pub compressors: Vec<crate::wire::compress::Compressor>,
 }
 
 /// Name of mongod error codes used by the simulator (`codeName`).
@@ -163,6 +165,10 @@ pub fn dispatch(w: &World, ctx: &mut ConnCtx, cmd: &Document) -> Encoded {
     }
     let is_mongos = matches!(w.hosts[h].kind, HostKind::Mongos { .. });
     let reply = match name.as_str() {
+        // `hello` arrived in 4.4.2 (and 5.0); older servers only know isMaster.
+        "hello" if !w.hosts[h].version.at_least(4, 4) => {
+            Err(error_doc(59, "no such command: 'hello'"))
+        }
         "hello" => Ok(hello(w, ctx, cmd, true)),
         "ismaster" => Ok(hello(w, ctx, cmd, false)),
         "ping" => Ok(Document::new()),
@@ -368,6 +374,19 @@ fn hello(w: &World, ctx: &mut ConnCtx, cmd: &Document, via_hello: bool) -> Docum
                 d.insert("saslSupportedMechs", mechs);
             }
         }
+    }
+    if let Ok(offered) = cmd.get_array("compression") {
+        // Like mongod: the offered ones it supports, in the client's order
+        // (zstd since 4.2), and only in the handshake.
+        let zstd = host.version.at_least(4, 2);
+        ctx.compressors = offered
+            .iter()
+            .filter_map(|b| b.as_str())
+            .filter_map(|n| crate::wire::compress::Compressor::from_name(n, None))
+            .filter(|c| zstd || *c != crate::wire::compress::Compressor::Zstd)
+            .collect();
+        let names: Vec<&str> = ctx.compressors.iter().map(|c| c.name()).collect();
+        d.insert("compression", names);
     }
     if let Ok(spec) = cmd.get_document("speculativeAuthenticate") {
         // Only SCRAM is simulated; an unsupported or failed start just omits the field,

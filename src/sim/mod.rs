@@ -7,15 +7,13 @@
 pub mod catalog;
 pub mod commands;
 pub mod fixtures;
-pub mod scram;
 pub mod server;
 pub mod state;
 pub mod topology;
-pub mod wire;
 
 pub use server::{HostInfo, SimHandle, Simulator};
 pub use state::ControlError;
-pub use topology::{Action, Topology, TopologyError};
+pub use topology::{Action, FrameFault, Topology, TopologyError};
 
 use std::net::SocketAddr;
 

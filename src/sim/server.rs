@@ -6,9 +6,10 @@
 
 use super::commands::{self, ConnCtx};
 use super::state::{Effect, HostCounters, HostId, HostKind, World};
+use super::topology::FrameFault;
 use super::topology::{parse_loopback, Action, Topology};
-use super::wire::{self, Framing, WireError};
 use super::SimError;
+use crate::wire::frame::{self as wire, Framing, WireError};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -238,6 +239,7 @@ struct Transport {
     latency: Duration,
     reset: bool,
     malformed: bool,
+    frame: Option<FrameFault>,
 }
 
 async fn connection(sh: Arc<Shared>, id: HostId, stream: TcpStream, io: Arc<HostIo>, epoch: u64) {
@@ -252,6 +254,7 @@ async fn connection(sh: Arc<Shared>, id: HostId, stream: TcpStream, io: Arc<Host
         conn_id,
         auth_user: None,
         conversation: None,
+        compressors: Vec::new(),
     };
     let mut state = io.state.subscribe();
     let mut stop = sh.shutdown.subscribe();
@@ -276,7 +279,19 @@ async fn connection(sh: Arc<Shared>, id: HostId, stream: TcpStream, io: Arc<Host
             .bytes_in
             .fetch_add(header.length as u64, Ordering::Relaxed);
         counters.requests.fetch_add(1, Ordering::Relaxed);
-        let req = match wire::decode_request(header, &body) {
+        let compressed = if header.op_code == wire::OP_COMPRESSED {
+            body.get(8)
+                .and_then(|id| ctx.compressors.iter().copied().find(|c| c.id() == *id))
+        } else {
+            None
+        };
+        if let Some(c) = compressed {
+            counters.compressed_requests.fetch_add(1, Ordering::Relaxed);
+            counters
+                .last_compressor
+                .store(c.id() as u64, Ordering::Relaxed);
+        }
+        let req = match wire::decode_request_with(header, &body, &ctx.compressors) {
             Ok(r) => r,
             Err(e @ (WireError::Malformed(_) | WireError::Checksum))
                 if header.op_code == wire::OP_MSG =>
@@ -310,6 +325,28 @@ async fn connection(sh: Arc<Shared>, id: HostId, stream: TcpStream, io: Arc<Host
         let more_to_come = req.more_to_come();
         let framing = req.framing;
         let mut cmd = req.command;
+        // 5.1 and newer answer OP_QUERY only for the handshake.
+        if framing == Framing::Query {
+            let v = lock(&sh.world).hosts[id].version.clone();
+            let name = cmd.keys().next().map(|k| k.to_ascii_lowercase());
+            if v.at_least(5, 1) && !matches!(name.as_deref(), Some("hello") | Some("ismaster")) {
+                let mut d = commands::error_doc(
+                    352,
+                    &format!(
+                        "Unsupported OP_QUERY command: {}. The client driver may require an upgrade.",
+                        name.unwrap_or_default()
+                    ),
+                );
+                d.insert("codeName", "UnsupportedOpQueryCommand");
+                let bytes = bson::to_vec(&d).unwrap_or_default();
+                let out = wire::encode_op_reply(reply_id, header.request_id, &bytes);
+                reply_id = reply_id.wrapping_add(1);
+                if wr.write_all(&out).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
         let exhaust = matches!(framing, Framing::Msg { flags } if flags & wire::FLAG_EXHAUST_ALLOWED != 0)
             && is_awaitable_hello(&cmd);
         let mut response_to = header.request_id;
@@ -322,6 +359,7 @@ async fn connection(sh: Arc<Shared>, id: HostId, stream: TcpStream, io: Arc<Host
                     latency: f.latency,
                     reset: f.reset_mid_reply,
                     malformed: f.malformed_reply,
+                    frame: f.frame,
                 }
             };
             if tr.hang {
@@ -373,6 +411,21 @@ async fn connection(sh: Arc<Shared>, id: HostId, stream: TcpStream, io: Arc<Host
                 }
                 Framing::Query => wire::encode_op_reply(this_id, response_to, &reply),
             };
+            // mongod answers a compressed request compressed.
+            let out = match compressed {
+                Some(c) => wire::compress(&out, c),
+                None => out,
+            };
+            if let Some(fault) = tr.frame {
+                let bad = broken_frame(fault, this_id, response_to, &reply, &out);
+                let _ = wr.write_all(&bad).await;
+                let _ = wr.flush().await;
+                if matches!(fault, FrameFault::Oversized) {
+                    // Keep the socket open: the client must not wait for 60 MB.
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                return;
+            }
             if tr.malformed {
                 // Valid header, body that is not BSON: drivers must fail this reply.
                 let mut bad = wire::encode_op_msg(this_id, response_to, 0, &[0xff; 12]);
@@ -410,6 +463,68 @@ async fn connection(sh: Arc<Shared>, id: HostId, stream: TcpStream, io: Arc<Host
                 None => break,
             }
         }
+    }
+}
+
+/// The bytes of a reply broken as `fault` says (`reply` is the encoded
+/// document, `whole` the correct message).
+fn broken_frame(
+    fault: FrameFault,
+    id: i32,
+    response_to: i32,
+    reply: &[u8],
+    whole: &[u8],
+) -> Vec<u8> {
+    match fault {
+        FrameFault::None => whole.to_vec(),
+        FrameFault::CloseMidReply => whole[..whole.len() / 2].to_vec(),
+        FrameFault::Truncated => {
+            let mut m = wire::encode_op_msg(id, response_to, 0, reply);
+            let short = (m.len() - reply.len() / 2) as i32;
+            m[0..4].copy_from_slice(&short.to_le_bytes());
+            m.truncate(short as usize);
+            m
+        }
+        FrameFault::Oversized => {
+            let mut m = wire::encode_op_msg(id, response_to, 0, reply);
+            m[0..4].copy_from_slice(&60_000_000i32.to_le_bytes());
+            m.truncate(64);
+            m
+        }
+        FrameFault::WrongResponseTo => {
+            wire::encode_op_msg(id, response_to.wrapping_add(1000), 0, reply)
+        }
+        FrameFault::BadChecksum => {
+            let mut m = wire::encode_op_msg(id, response_to, wire::FLAG_CHECKSUM_PRESENT, reply);
+            let len = (m.len() + 4) as i32;
+            m[0..4].copy_from_slice(&len.to_le_bytes());
+            m.extend_from_slice(&0xDEAD_BEEFu32.to_le_bytes());
+            m
+        }
+        FrameFault::InvalidBson => {
+            // {ok: 1.0, s: {x: <type 0x20, unknown>}}: every length is right.
+            let inner: Vec<u8> = {
+                let mut d = vec![0, 0, 0, 0, 0x20, b'x', 0, 0];
+                let l = d.len() as i32;
+                d[0..4].copy_from_slice(&l.to_le_bytes());
+                d
+            };
+            let mut doc = vec![0, 0, 0, 0];
+            doc.push(0x01);
+            doc.extend_from_slice(b"ok\0");
+            doc.extend_from_slice(&1.0f64.to_le_bytes());
+            doc.push(0x03);
+            doc.extend_from_slice(b"s\0");
+            doc.extend_from_slice(&inner);
+            doc.push(0);
+            let l = doc.len() as i32;
+            doc[0..4].copy_from_slice(&l.to_le_bytes());
+            wire::encode_op_msg(id, response_to, 0, &doc)
+        }
+        FrameFault::UnnegotiatedCompression => wire::compress(
+            &wire::encode_op_msg(id, response_to, 0, reply),
+            crate::wire::compress::Compressor::Zlib { level: 1 },
+        ),
     }
 }
 

@@ -6,11 +6,11 @@
 //! reply is computed from it so that all hosts always agree with each other.
 //! Socket work requested by a change is returned as [`Effect`]s for the server.
 
-use super::scram::ScramCredentials;
 use super::topology::{
     parse_loopback, Action, AddressMode, AutoAddresses, MemberSpec, Rates, ReplicaSetSpec,
     Topology, TopologyError,
 };
+use crate::wire::scram::ScramCredentials;
 use bson::oid::ObjectId;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -151,6 +151,8 @@ pub struct Faults {
     pub reset_mid_reply: bool,
     /// Send garbage instead of replies.
     pub malformed_reply: bool,
+    /// Break every reply's frame this way.
+    pub frame: Option<super::topology::FrameFault>,
     /// Lower-case command name → (code, errmsg).
     pub command_errors: HashMap<String, (i32, Option<String>)>,
     /// All authentications fail.
@@ -174,6 +176,10 @@ pub struct HostCounters {
     pub commands: AtomicU64,
     /// SCRAM conversations started (`saslStart`).
     pub auth_handshakes: AtomicU64,
+    /// Requests that arrived as OP_COMPRESSED.
+    pub compressed_requests: AtomicU64,
+    /// The wire id of the last compressor a request used (0: none yet).
+    pub last_compressor: AtomicU64,
     /// Next connectionId.
     pub next_conn_id: AtomicI64,
 }
@@ -884,6 +890,11 @@ impl World {
             Action::ResetMidReply { host, on } => {
                 let id = self.host_id(host)?;
                 self.hosts[id].faults.reset_mid_reply = *on;
+            }
+            Action::FrameFault { host, fault } => {
+                let id = self.host_id(host)?;
+                self.hosts[id].faults.frame =
+                    Some(*fault).filter(|f| *f != super::topology::FrameFault::None);
             }
             Action::MalformedReply { host, on } => {
                 let id = self.host_id(host)?;

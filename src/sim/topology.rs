@@ -338,6 +338,29 @@ pub struct TimedEvent {
 /// A fault or topology change. The same type is used by the timeline, the
 /// Rust control API and the HTTP control endpoint (JSON with an `action` tag).
 ///
+/// One way a reply's frame can be broken ([`Action::FrameFault`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameFault {
+    /// Replies are whole again.
+    None,
+    /// Half of the reply, then the connection closes (FIN, not a reset).
+    CloseMidReply,
+    /// A header whose length is shorter than the document it carries.
+    Truncated,
+    /// A header claiming 60 MB, above any maxMessageSizeBytes.
+    Oversized,
+    /// A well-formed reply to another request id.
+    WrongResponseTo,
+    /// The checksum flag set and a checksum that does not match.
+    BadChecksum,
+    /// A document whose lengths are right but one nested element is of an
+    /// unknown type.
+    InvalidBson,
+    /// The reply inside OP_COMPRESSED (zlib) although nothing was negotiated.
+    UnnegotiatedCompression,
+}
+
 /// Every `host` field takes an address (`127.0.0.1:27017`) or an alias
 /// resolved when the action runs: `rs0[1]` (member 1 of rs0 in config order),
 /// `primary:rs0`, `mongos:<cluster>[0]`, `standalone[0]`.
@@ -376,6 +399,13 @@ pub enum Action {
         /// On/off.
         #[serde(default = "yes")]
         on: bool,
+    },
+    /// Break the framing of the next replies in one way (or `none`).
+    FrameFault {
+        /// Host address.
+        host: String,
+        /// What goes wrong.
+        fault: FrameFault,
     },
     /// Send garbage instead of replies.
     MalformedReply {

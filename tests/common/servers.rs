@@ -239,6 +239,11 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// `<name>.key` and `<name>.pem`, signed by the CA in `d` with `ext`.
 fn issue(d: &Path, name: &str, subject: &str, ext: &str) {
+    issue_for(d, name, subject, ext, "2")
+}
+
+/// [`issue`], valid for `days` (`"0"`: it expires the second it is made).
+fn issue_for(d: &Path, name: &str, subject: &str, ext: &str, days: &str) {
     let (key, csr, pem, cnf) = (
         format!("{name}.key"),
         format!("{name}.csr"),
@@ -278,7 +283,7 @@ fn issue(d: &Path, name: &str, subject: &str, ext: &str) {
             "-out",
             &pem,
             "-days",
-            "2",
+            days,
             "-extfile",
             &cnf,
         ],
@@ -327,6 +332,49 @@ impl TestCa {
 
     pub fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `(certificate, key)` of the server certificate (localhost, 127.0.0.1).
+    pub fn server(&self) -> (PathBuf, PathBuf) {
+        (
+            self.dir.path().join("server.pem"),
+            self.dir.path().join("server.key"),
+        )
+    }
+
+    /// Another server certificate of this CA: for `san` (an openssl
+    /// subjectAltName value), valid for `days` ("0": already expired a
+    /// second later).
+    pub fn server_for(&self, name: &str, san: &str, days: &str) -> (PathBuf, PathBuf) {
+        issue_for(
+            self.dir.path(),
+            name,
+            "/CN=mongomon-test-server",
+            &format!(
+                "subjectAltName={san}\nbasicConstraints=CA:FALSE\n\
+                 keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+            ),
+            days,
+        );
+        (
+            self.dir.path().join(format!("{name}.pem")),
+            self.dir.path().join(format!("{name}.key")),
+        )
+    }
+
+    /// The client certificate and its key in one PEM file, the way
+    /// MongoDB's `tlsCertificateKeyFile` wants them.
+    pub fn client_bundle(&self) -> PathBuf {
+        let (cert, key) = self.client();
+        let mut both = std::fs::read(cert).expect("client.pem");
+        both.extend(std::fs::read(key).expect("client.key"));
+        let path = self.dir.path().join("client-bundle.pem");
+        std::fs::write(&path, both).expect("bundle");
+        path
     }
 
     /// `(certificate, key)` of a client signed by this CA.

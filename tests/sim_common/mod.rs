@@ -5,8 +5,8 @@
 use bson::{doc, Document};
 use mongodb::options::{ClientOptions, ReadPreference, SelectionCriteria};
 use mongodb::Client;
-use mongomon::sim::wire;
 use mongomon::sim::{SimHandle, Simulator, Topology};
+use mongomon::wire::frame as wire;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

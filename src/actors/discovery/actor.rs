@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use crate::mongo::TargetOptions;
 use actix::prelude::*;
-use mongodb::options::ClientOptions;
 use slog::{debug, error, info, warn, Logger};
 
 use super::expand::{self, Expansion, Found, HostKind};
@@ -21,7 +21,7 @@ const RESOLVE_RETRY: Duration = Duration::from_secs(30);
 /// What discovery knows about one target.
 struct TargetState {
     settings: TargetSettings,
-    options: Option<ClientOptions>,
+    options: Option<TargetOptions>,
     hosts: BTreeMap<String, Found>,
     /// Hosts the last authoritative expansion no longer listed, and since when.
     missing_since: HashMap<String, Instant>,
@@ -155,7 +155,7 @@ impl Discovery {
                 Some(o) => o,
                 None => match mongo::target_options(&settings).await {
                     Ok(o) => o,
-                    Err(e) => return (settings, Err(mongo::classify("resolve", &e).message)),
+                    Err(e) => return (settings, Err(e.message)),
                 },
             };
             let expansion = if settings.discover {
@@ -182,6 +182,11 @@ impl Discovery {
             }
             match result {
                 Ok((options, expansion)) => {
+                    if state.options.is_none() {
+                        if let Some(weak) = options.conn.tls.as_ref().and_then(|t| t.weakened) {
+                            warn!(act.log, "TLS verification is relaxed for this target by its URI."; "target" => &name, "option" => weak);
+                        }
+                    }
                     state.options = Some(options);
                     act.merge(&name, expansion, ctx);
                 }

@@ -22,9 +22,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
+use crate::mongo::TargetOptions;
 use bson::{doc, Bson, Document};
 use futures_util::future::join_all;
-use mongodb::options::ClientOptions;
 
 use crate::config::AgentSettings;
 use crate::mongo::{self, ClientKey, HostClients};
@@ -102,7 +102,7 @@ pub struct Clients<'a> {
 /// Walks the deployment from `seeds`.
 pub async fn expand(
     seeds: &[String],
-    base: &ClientOptions,
+    base: &TargetOptions,
     agent: &AgentSettings,
     mongos_ping_window: Duration,
     clients: Clients<'_>,
@@ -114,7 +114,7 @@ pub async fn expand(
             (
                 s.clone(),
                 Context {
-                    expected_set: base.repl_set_name.clone(),
+                    expected_set: base.driver.repl_set_name.clone(),
                     ..Context::default()
                 },
             )
@@ -201,7 +201,7 @@ fn found(name: &str, r: &ProbeResult, ctx: &Context) -> Found {
 async fn probe(
     addr: &str,
     ctx: &Context,
-    base: &ClientOptions,
+    base: &TargetOptions,
     agent: &AgentSettings,
     ping_window: Duration,
     clients: Clients<'_>,
@@ -214,10 +214,7 @@ async fn probe(
     let client = match clients.cache.get_or_build(&key, base, agent) {
         Ok(c) => c.client,
         Err(e) => {
-            r.problems.push(format!(
-                "{addr}: {}",
-                mongo::classify("connect", &e).message
-            ));
+            r.problems.push(format!("{addr}: {}", e.message));
             return r;
         }
     };
@@ -278,7 +275,7 @@ async fn probe(
 /// Every member in the set's configuration (hidden and delayed ones too).
 async fn hidden_members(
     addr: &str,
-    client: &mongodb::Client,
+    client: &mongo::Client,
     t: Duration,
     problems: &mut Vec<String>,
 ) -> Vec<String> {
@@ -335,7 +332,7 @@ async fn hidden_members(
 
 async fn probe_mongos(
     addr: &str,
-    client: &mongodb::Client,
+    client: &mongo::Client,
     t: Duration,
     ping_window: Duration,
     r: &mut ProbeResult,

@@ -15,7 +15,7 @@ use crate::actors::{ChildId, Route};
 use crate::config::AgentSettings;
 use crate::format::flatten::Number;
 use crate::format::schema;
-use crate::mongo::{self, ClientKey, HostClients, SharedClient};
+use crate::mongo::{ClientKey, HostClients, SharedClient};
 use crate::sample::{Body, Failure, Labels, Role, Sample};
 use crate::stats::{AgentStats, Stats};
 
@@ -122,7 +122,7 @@ impl HostMonitor {
         } else {
             clients.get_or_build(&key, &self.spec.base_options, &self.agent)
         };
-        let client = built.map_err(|e| mongo::classify("connect", &e).message)?;
+        let client = built.map_err(|e| e.message)?;
         self.client = Some(client);
         Ok(())
     }

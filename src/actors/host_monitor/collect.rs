@@ -17,8 +17,8 @@
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::mongo::Client;
 use bson::{doc, Bson, Document};
-use mongodb::Client;
 
 use crate::actors::discovery::expand::recently_pinged;
 use crate::format::flatten::Number;

@@ -12,10 +12,10 @@
 //! same millisecond and a slow round never shifts the ones after it.
 
 mod actor;
-mod collect;
+pub mod collect;
 
+use crate::mongo::TargetOptions;
 use actix::Message;
-use mongodb::options::ClientOptions;
 
 use crate::config::AgentSettings;
 use crate::sample::Sample;
@@ -38,7 +38,7 @@ pub struct HostSpec {
     pub shard: Option<String>,
     /// The target's client options (URI, credentials, TLS); narrowed to this
     /// host by the monitor.
-    pub base_options: ClientOptions,
+    pub base_options: TargetOptions,
     /// The target's [`crate::mongo::ClientKey::settings`]: with `addr`, which
     /// shared client this host is sampled with.
     pub settings_hash: u64,

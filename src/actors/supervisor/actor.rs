@@ -107,6 +107,8 @@ impl Supervisor {
             .iter()
             .map(|u| open_lane(u, &stats, &log))
             .collect::<Result<Vec<_>, _>>()?;
+        // Read at start only: monitors never move between workers.
+        let workers = crate::mongo::Workers::start(settings.agent.workers);
         Ok(Supervisor {
             settings,
             reload_source,
@@ -127,7 +129,7 @@ impl Supervisor {
             trackers: HashMap::new(),
             failed: HashSet::new(),
             shutting_down: false,
-            clients: HostClients::default(),
+            clients: HostClients::with_workers(workers),
         })
     }
 
@@ -204,14 +206,18 @@ impl Supervisor {
                     mongos_ping_window: self.settings.discovery.mongos_ping_window,
                     clients: self.clients.clone(),
                 };
-                let addr = HostMonitor::new(
+                let monitor = HostMonitor::new(
                     spec,
                     self.settings.agent.clone(),
                     links,
                     generation,
                     &self.log,
-                )
-                .start();
+                );
+                // On the worker its connection lives on, for its whole life.
+                let addr = match self.clients.worker_for(host) {
+                    Some(w) => HostMonitor::start_in_arbiter(&w, move |_| monitor),
+                    None => monitor.start(),
+                };
                 self.monitors.insert(host.clone(), addr);
                 AgentStats::set(&self.stats.hosts_monitored, self.monitors.len() as u64);
             }

@@ -1,14 +1,21 @@
-//! Server side of SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802 / RFC 7677) as
-//! mongod speaks it through `saslStart`/`saslContinue`: credential derivation
-//! (including MongoDB's MD5 password digest for SCRAM-SHA-1) and the
-//! two-step conversation with proof verification.
+//! SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802 / RFC 7677) as mongod speaks
+//! them through `saslStart`/`saslContinue`, both halves:
+//!
+//! - the server's (the simulator): credential derivation (including
+//!   MongoDB's MD5 password digest for SCRAM-SHA-1) and the conversation
+//!   with proof verification, [`Conversation`];
+//! - the client's (the agent): [`ClientConversation`], with the salted
+//!   password cached per credential, salt and iteration count, so that a
+//!   reconnect, or a thousand hosts sharing one user, cost one PBKDF2.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Supported mechanisms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +140,9 @@ pub enum ScramError {
     /// Wrong proof or unknown user.
     #[error("Authentication failed.")]
     Failed,
+    /// The server's signature is wrong: it does not know the credential.
+    #[error("the server's SCRAM signature does not match; it does not hold this credential")]
+    ServerSignature,
 }
 
 /// State between saslStart and saslContinue.
@@ -175,15 +185,26 @@ fn gs2_strip(text: &str) -> Result<&str, ScramError> {
         .ok_or(ScramError::Malformed("missing client-first-bare"))
 }
 
+/// 24 random bytes in base64: a nonce for either side.
+fn nonce() -> String {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 24];
+    if ring::rand::SystemRandom::new().fill(&mut b).is_err() {
+        // The system's random source failed (it does not on Linux); a
+        // counter and the clock still give a nonce that never repeats.
+        static COUNTER: AtomicU64 = AtomicU64::new(1);
+        let c = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        b.copy_from_slice(&Sha256::digest(format!("{t}:{c}").as_bytes())[..24]);
+    }
+    B64.encode(b)
+}
+
 fn server_nonce() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(1);
-    let c = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let seed = format!(
-        "{}:{}:{c}",
-        bson::oid::ObjectId::new(),
-        super::state::now_millis()
-    );
-    B64.encode(&Sha256::digest(seed.as_bytes())[..24])
+    nonce()
 }
 
 impl Conversation {
@@ -261,6 +282,163 @@ impl Conversation {
     }
 }
 
+/// The secret SCRAM salts: SCRAM-SHA-1 uses MongoDB's MD5 digest of
+/// `user:mongo:password`, SCRAM-SHA-256 the SASLprep'd password.
+fn client_secret(m: Mechanism, user: &str, password: &str) -> Result<String, ScramError> {
+    match m {
+        Mechanism::Sha1 => Ok(hex(&md5::Md5::digest(
+            format!("{user}:mongo:{password}").as_bytes(),
+        ))),
+        Mechanism::Sha256 => stringprep::saslprep(password)
+            .map(|p| p.into_owned())
+            .map_err(|_| ScramError::Malformed("the password has characters SASLprep prohibits")),
+    }
+}
+
+/// Salted passwords by (mechanism, user, password, salt, iterations),
+/// hashed so the map holds no password. Bounded: a new entry beyond the
+/// bound clears it (only a fleet of distinct users would ever get there).
+static SALTED: Mutex<Option<HashMap<[u8; 32], Vec<u8>>>> = Mutex::new(None);
+const SALTED_MAX: usize = 1024;
+
+fn salted_password(
+    m: Mechanism,
+    user: &str,
+    secret: &str,
+    salt: &[u8],
+    iterations: u32,
+) -> Vec<u8> {
+    let mut h = Sha256::new();
+    for part in [
+        m.name().as_bytes(),
+        user.as_bytes(),
+        secret.as_bytes(),
+        salt,
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    h.update(iterations.to_le_bytes());
+    let key: [u8; 32] = h.finalize().into();
+    let mut cache = SALTED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(v) = cache.as_ref().and_then(|c| c.get(&key)) {
+        return v.clone();
+    }
+    drop(cache);
+    // PBKDF2 outside the lock: other connections keep authenticating.
+    let salted = m.hi(secret.as_bytes(), salt, iterations);
+    cache = SALTED.lock().unwrap_or_else(|p| p.into_inner());
+    let map = cache.get_or_insert_with(HashMap::new);
+    if map.len() >= SALTED_MAX {
+        map.clear();
+    }
+    map.insert(key, salted.clone());
+    salted
+}
+
+/// How many PBKDF2 derivations the process has run (the cache's misses).
+pub fn derivations() -> usize {
+    SALTED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map_or(0, |m| m.len())
+}
+
+/// The client's half of one conversation.
+#[derive(Debug, Clone)]
+pub struct ClientConversation {
+    mechanism: Mechanism,
+    user: String,
+    secret: String,
+    client_first_bare: String,
+    nonce: String,
+    server_signature: Option<Vec<u8>>,
+}
+
+impl ClientConversation {
+    /// Starts a conversation; [`Self::first_payload`] is `saslStart`'s payload.
+    pub fn new(mechanism: Mechanism, user: &str, password: &str) -> Result<Self, ScramError> {
+        let secret = client_secret(mechanism, user, password)?;
+        let nonce = nonce();
+        let escaped = user.replace('=', "=3D").replace(',', "=2C");
+        Ok(ClientConversation {
+            mechanism,
+            user: user.to_string(),
+            secret,
+            client_first_bare: format!("n={escaped},r={nonce}"),
+            nonce,
+            server_signature: None,
+        })
+    }
+
+    /// The mechanism this conversation speaks.
+    pub fn mechanism(&self) -> Mechanism {
+        self.mechanism
+    }
+
+    /// The client-first message (no channel binding).
+    pub fn first_payload(&self) -> Vec<u8> {
+        format!("n,,{}", self.client_first_bare).into_bytes()
+    }
+
+    /// Answers the server-first message with the client-final one (the proof).
+    pub fn final_payload(&mut self, server_first: &[u8]) -> Result<Vec<u8>, ScramError> {
+        let text =
+            std::str::from_utf8(server_first).map_err(|_| ScramError::Malformed("not UTF-8"))?;
+        let field = |k: &str| text.split(',').find_map(|p| p.strip_prefix(k));
+        let nonce = field("r=").ok_or(ScramError::Malformed("missing r="))?;
+        // The server's nonce must extend ours, or this is someone else's
+        // conversation (or a replay).
+        if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
+            return Err(ScramError::Malformed("server nonce does not extend ours"));
+        }
+        let salt = B64
+            .decode(field("s=").ok_or(ScramError::Malformed("missing s="))?)
+            .map_err(|_| ScramError::Malformed("bad salt encoding"))?;
+        let iterations: u32 = field("i=")
+            .ok_or(ScramError::Malformed("missing i="))?
+            .parse()
+            .map_err(|_| ScramError::Malformed("bad iteration count"))?;
+        // RFC 7677 asks for at least 4096; a lower count is a downgrade.
+        if iterations < 4096 {
+            return Err(ScramError::Malformed("iteration count below 4096"));
+        }
+        let m = self.mechanism;
+        let salted = salted_password(m, &self.user, &self.secret, &salt, iterations);
+        let client_key = m.hmac(&salted, b"Client Key");
+        let stored_key = m.hash(&client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{text},{without_proof}", self.client_first_bare);
+        let sig = m.hmac(&stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
+        let server_key = m.hmac(&salted, b"Server Key");
+        self.server_signature = Some(m.hmac(&server_key, auth_message.as_bytes()));
+        Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
+    }
+
+    /// Checks the server-final message: the server proves it knew the
+    /// credential too.
+    pub fn verify_server(&self, server_final: &[u8]) -> Result<(), ScramError> {
+        let text =
+            std::str::from_utf8(server_final).map_err(|_| ScramError::Malformed("not UTF-8"))?;
+        if text.starts_with("e=") {
+            return Err(ScramError::Failed);
+        }
+        let v = text
+            .split(',')
+            .find_map(|p| p.strip_prefix("v="))
+            .ok_or(ScramError::Malformed("missing v="))?;
+        let got = B64
+            .decode(v)
+            .map_err(|_| ScramError::Malformed("bad signature encoding"))?;
+        match &self.server_signature {
+            Some(want) if *want == got => Ok(()),
+            _ => Err(ScramError::ServerSignature),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +489,43 @@ mod tests {
             B64.encode(Mechanism::Sha256.hmac(&sk, am.as_bytes())),
             "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
         );
+    }
+
+    #[test]
+    fn the_client_half_authenticates_against_the_server_half_and_caches_the_salt() {
+        for m in [Mechanism::Sha1, Mechanism::Sha256] {
+            let creds = ScramCredentials::derive(m.name(), "bob,=x", "pa55").unwrap();
+            for attempt in 0..2 {
+                let mut client = ClientConversation::new(m, "bob,=x", "pa55").unwrap();
+                let before = derivations();
+                let (mut conv, sf) =
+                    Conversation::start(m, &client.first_payload(), Some(creds.clone())).unwrap();
+                assert_eq!(conv.user, "bob,=x");
+                let cf = client.final_payload(&sf).unwrap();
+                let server_final = conv.finish(&cf).unwrap();
+                client.verify_server(&server_final).unwrap();
+                if attempt == 1 {
+                    assert_eq!(derivations(), before, "the second login derived again");
+                }
+                assert_eq!(
+                    client.verify_server(b"v=AAAA"),
+                    Err(ScramError::ServerSignature)
+                );
+            }
+            let mut wrong = ClientConversation::new(m, "bob,=x", "nope").unwrap();
+            let (mut conv, sf) =
+                Conversation::start(m, &wrong.first_payload(), Some(creds.clone())).unwrap();
+            let cf = wrong.final_payload(&sf).unwrap();
+            assert_eq!(conv.finish(&cf), Err(ScramError::Failed));
+        }
+    }
+
+    #[test]
+    fn the_client_refuses_a_foreign_nonce_and_a_weak_iteration_count() {
+        let mut c = ClientConversation::new(Mechanism::Sha256, "u", "p").unwrap();
+        assert!(c.final_payload(b"r=someoneelse,s=AAAA,i=15000").is_err());
+        let ours = format!("r={}xyz,s=AAAA,i=100", c.nonce);
+        assert!(c.final_payload(ours.as_bytes()).is_err());
     }
 
     #[test]

@@ -1,21 +1,24 @@
-//! MongoDB wire protocol framing: message headers, OP_MSG, OP_QUERY/OP_REPLY and
-//! OP_COMPRESSED detection. This module only turns bytes into [`Request`]s and
-//! reply documents into bytes; it knows nothing about commands or topology.
+//! MongoDB wire protocol framing, both directions: message headers, OP_MSG,
+//! OP_QUERY/OP_REPLY and OP_COMPRESSED. The simulator decodes [`Request`]s
+//! and frames replies; the agent's connection frames commands
+//! ([`encode_command`], [`encode_query_command`]) and reads replies as raw
+//! BSON ([`parse_reply`]). Nothing here knows about commands or topology.
 //!
 //! Everything here treats the peer as hostile: lengths are checked before any
-//! allocation, BSON is decoded with the fallible `bson` readers, and every
-//! failure is a [`WireError`] so that the connection task can answer or close
-//! without panicking.
+//! allocation, BSON is checked before it is handed on, and every failure is a
+//! [`WireError`] so that the connection can answer or close without panicking.
 
-use bson::Document;
+use bson::{Document, RawDocument, RawDocumentBuf};
 use thiserror::Error;
+
+use super::compress::Compressor;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// OP_REPLY (legacy reply to OP_QUERY).
 pub const OP_REPLY: i32 = 1;
 /// OP_QUERY (legacy; still used for the first handshake by some drivers).
 pub const OP_QUERY: i32 = 2004;
-/// OP_COMPRESSED (we never advertise compressors, so a peer sending it is misbehaving).
+/// OP_COMPRESSED: another message, compressed with a negotiated compressor.
 pub const OP_COMPRESSED: i32 = 2012;
 /// OP_MSG, the modern opcode.
 pub const OP_MSG: i32 = 2013;
@@ -45,9 +48,20 @@ pub enum WireError {
     /// Opcode we do not implement.
     #[error("unsupported opcode {0}")]
     UnknownOpcode(i32),
-    /// OP_COMPRESSED although no compressor was negotiated.
-    #[error("OP_COMPRESSED received but no compressor was negotiated")]
-    Compressed,
+    /// OP_COMPRESSED with a compressor that was not negotiated (or none was).
+    #[error("OP_COMPRESSED with compressor id {0}, which was not negotiated")]
+    Compressed(u8),
+    /// The compressed body does not decompress to what its header claims.
+    #[error("OP_COMPRESSED body cannot be decompressed: {0}")]
+    Decompress(String),
+    /// A reply that answers another request than the one outstanding.
+    #[error("reply answers request {got}, expected {expected}")]
+    ResponseTo {
+        /// The request id sent.
+        expected: i32,
+        /// The responseTo received.
+        got: i32,
+    },
     /// The body is shorter than its own structure claims, or a field is invalid.
     #[error("malformed message: {0}")]
     Malformed(String),
@@ -120,22 +134,255 @@ impl Request {
 
 /// Reads one message from `r`. Returns the header and body (without header).
 pub async fn read_message<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Header, Vec<u8>), WireError> {
-    let mut hb = [0u8; HEADER_LEN];
-    r.read_exact(&mut hb).await?;
-    let header = Header::parse(&hb)?;
-    let mut body = vec![0u8; header.length as usize - HEADER_LEN];
-    r.read_exact(&mut body).await?;
+    let mut body = Vec::new();
+    let header = read_message_into(r, &mut body).await?;
     Ok((header, body))
 }
 
-/// Decodes a message body into a [`Request`].
+/// Reads one message from `r` into `body` (cleared first, its capacity
+/// reused): the agent keeps one buffer per connection.
+pub async fn read_message_into<R: AsyncRead + Unpin>(
+    r: &mut R,
+    body: &mut Vec<u8>,
+) -> Result<Header, WireError> {
+    let mut hb = [0u8; HEADER_LEN];
+    r.read_exact(&mut hb).await?;
+    let header = Header::parse(&hb)?;
+    body.clear();
+    body.resize(header.length as usize - HEADER_LEN, 0);
+    r.read_exact(body).await?;
+    Ok(header)
+}
+
+/// Decodes a message body into a [`Request`]. `compressors` are the ones
+/// negotiated on this connection: OP_COMPRESSED with any other is refused.
 pub fn decode_request(header: Header, body: &[u8]) -> Result<Request, WireError> {
+    decode_request_with(header, body, &[])
+}
+
+/// [`decode_request`] on a connection that negotiated `compressors`.
+pub fn decode_request_with(
+    header: Header,
+    body: &[u8],
+    compressors: &[Compressor],
+) -> Result<Request, WireError> {
     match header.op_code {
         OP_MSG => decode_op_msg(header, body),
         OP_QUERY => decode_op_query(header, body),
-        OP_COMPRESSED => Err(WireError::Compressed),
+        OP_COMPRESSED => {
+            let (inner, plain) = decompress(header, body, compressors)?;
+            if inner.op_code == OP_COMPRESSED {
+                return Err(WireError::Malformed(
+                    "OP_COMPRESSED inside OP_COMPRESSED".into(),
+                ));
+            }
+            decode_request_with(inner, &plain, &[])
+        }
         other => Err(WireError::UnknownOpcode(other)),
     }
+}
+
+/// Unwraps an OP_COMPRESSED body: the original header (its length as if
+/// uncompressed) and the decompressed body.
+pub fn decompress(
+    header: Header,
+    body: &[u8],
+    compressors: &[Compressor],
+) -> Result<(Header, Vec<u8>), WireError> {
+    if body.len() < 9 {
+        return Err(WireError::Malformed(
+            "OP_COMPRESSED shorter than its fields".into(),
+        ));
+    }
+    let op_code = le_i32(&body[0..4]);
+    let size = le_i32(&body[4..8]);
+    let id = body[8];
+    let Some(c) = compressors.iter().copied().find(|c| c.id() == id) else {
+        return Err(WireError::Compressed(id));
+    };
+    if size < 0 || size as usize > MAX_MESSAGE_SIZE - HEADER_LEN {
+        return Err(WireError::BadLength(size as i64));
+    }
+    let plain = c
+        .decompress(&body[9..], size as usize)
+        .map_err(WireError::Decompress)?;
+    if plain.len() != size as usize {
+        return Err(WireError::Decompress(format!(
+            "{} bytes, header said {size}",
+            plain.len()
+        )));
+    }
+    let inner = Header {
+        length: size + HEADER_LEN as i32,
+        request_id: header.request_id,
+        response_to: header.response_to,
+        op_code,
+    };
+    Ok((inner, plain))
+}
+
+/// Wraps a complete message (header included) as OP_COMPRESSED.
+pub fn compress(msg: &[u8], c: Compressor) -> Vec<u8> {
+    let h = &msg[..HEADER_LEN];
+    let body = &msg[HEADER_LEN..];
+    let packed = c.compress(body);
+    let len = HEADER_LEN + 9 + packed.len();
+    let mut out = Vec::with_capacity(len);
+    push_header(
+        &mut out,
+        len,
+        le_i32(&h[4..8]),
+        le_i32(&h[8..12]),
+        OP_COMPRESSED,
+    );
+    out.extend_from_slice(&h[12..16]);
+    out.extend_from_slice(&(body.len() as i32).to_le_bytes());
+    out.push(c.id());
+    out.extend_from_slice(&packed);
+    out
+}
+
+/// Reads the reply to request `request_id` from a message the agent
+/// received: OP_MSG (checksum verified when present) or OP_REPLY, either
+/// possibly inside OP_COMPRESSED with one of `compressors`. The document
+/// is checked to be well-formed BSON and returned raw.
+pub fn parse_reply(
+    header: Header,
+    body: &[u8],
+    request_id: i32,
+    compressors: &[Compressor],
+) -> Result<RawDocumentBuf, WireError> {
+    if header.response_to != request_id {
+        return Err(WireError::ResponseTo {
+            expected: request_id,
+            got: header.response_to,
+        });
+    }
+    match header.op_code {
+        OP_MSG => {
+            if body.len() < 5 {
+                return Err(WireError::Malformed("OP_MSG reply too short".into()));
+            }
+            let flags = le_i32(&body[0..4]) as u32;
+            let end = checked_end(header, body, flags)?;
+            if body[4] != 0 {
+                return Err(WireError::Malformed(format!(
+                    "reply starts with section kind {}, not a body",
+                    body[4]
+                )));
+            }
+            raw_doc(&body[5..end])
+        }
+        OP_REPLY => {
+            if body.len() < 20 {
+                return Err(WireError::Malformed("OP_REPLY too short".into()));
+            }
+            if le_i32(&body[16..20]) < 1 {
+                return Err(WireError::Malformed("OP_REPLY without a document".into()));
+            }
+            raw_doc(&body[20..])
+        }
+        OP_COMPRESSED => {
+            let (inner, plain) = decompress(header, body, compressors)?;
+            if inner.op_code == OP_COMPRESSED {
+                return Err(WireError::Malformed(
+                    "OP_COMPRESSED inside OP_COMPRESSED".into(),
+                ));
+            }
+            parse_reply(inner, &plain, request_id, &[])
+        }
+        other => Err(WireError::UnknownOpcode(other)),
+    }
+}
+
+/// The first document of `b`, which must fill it exactly and be valid BSON
+/// all the way down (every later read of it can then trust its lengths).
+fn raw_doc(b: &[u8]) -> Result<RawDocumentBuf, WireError> {
+    if b.len() < 5 {
+        return Err(WireError::Malformed("truncated BSON document".into()));
+    }
+    let len = le_i32(&b[0..4]);
+    if len < 5 || len as usize != b.len() {
+        return Err(WireError::Malformed(format!(
+            "BSON length {len} does not match the {} bytes of the message",
+            b.len()
+        )));
+    }
+    let doc = RawDocument::from_bytes(b)
+        .map_err(|e| WireError::Malformed(format!("invalid BSON: {e}")))?;
+    validate(doc, 0)?;
+    Ok(doc.to_raw_document_buf())
+}
+
+/// Walks every element once so that invalid BSON deep inside a reply is a
+/// [`WireError`] here, not a surprise in a later reader.
+fn validate(doc: &RawDocument, depth: usize) -> Result<(), WireError> {
+    if depth > 100 {
+        return Err(WireError::Malformed(
+            "BSON nested deeper than 100 levels".into(),
+        ));
+    }
+    for el in doc.iter_elements() {
+        let el = el.map_err(|e| WireError::Malformed(format!("invalid BSON: {e}")))?;
+        match el.element_type() {
+            bson::spec::ElementType::EmbeddedDocument => {
+                let v = el
+                    .value()
+                    .map_err(|e| WireError::Malformed(format!("invalid BSON: {e}")))?;
+                if let Some(d) = v.as_document() {
+                    validate(d, depth + 1)?;
+                }
+            }
+            bson::spec::ElementType::Array => {
+                let v = el
+                    .value()
+                    .map_err(|e| WireError::Malformed(format!("invalid BSON: {e}")))?;
+                if let Some(a) = v.as_array() {
+                    validate(
+                        RawDocument::from_bytes(a.as_bytes())
+                            .map_err(|e| WireError::Malformed(format!("invalid BSON: {e}")))?,
+                        depth + 1,
+                    )?;
+                }
+            }
+            _ => {
+                el.value()
+                    .map_err(|e| WireError::Malformed(format!("invalid BSON: {e}")))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where an OP_MSG body's sections end: before the CRC-32C trailer, which
+/// is verified, when the flags say there is one.
+fn checked_end(header: Header, body: &[u8], flags: u32) -> Result<usize, WireError> {
+    if flags & FLAG_CHECKSUM_PRESENT == 0 {
+        return Ok(body.len());
+    }
+    if body.len() < 9 {
+        return Err(WireError::Malformed(
+            "checksum flag set but message too short".into(),
+        ));
+    }
+    let end = body.len() - 4;
+    verify_checksum(header, body, end)?;
+    Ok(end)
+}
+
+fn verify_checksum(header: Header, body: &[u8], end: usize) -> Result<(), WireError> {
+    let expected = le_i32(&body[end..]) as u32;
+    // The CRC covers the header too, so rebuild it.
+    let mut c = Crc32c::new();
+    c.update(&header.length.to_le_bytes());
+    c.update(&header.request_id.to_le_bytes());
+    c.update(&header.response_to.to_le_bytes());
+    c.update(&header.op_code.to_le_bytes());
+    c.update(&body[..end]);
+    if c.finish() != expected {
+        return Err(WireError::Checksum);
+    }
+    Ok(())
 }
 
 fn decode_op_msg(header: Header, body: &[u8]) -> Result<Request, WireError> {
@@ -152,26 +399,7 @@ fn decode_op_msg(header: Header, body: &[u8]) -> Result<Request, WireError> {
             "unknown required OP_MSG flag bits {flags:#x}"
         )));
     }
-    let mut end = body.len();
-    if flags & FLAG_CHECKSUM_PRESENT != 0 {
-        if body.len() < 9 {
-            return Err(WireError::Malformed(
-                "checksum flag set but message too short".into(),
-            ));
-        }
-        end -= 4;
-        let expected = le_i32(&body[end..]) as u32;
-        // The CRC covers the header too, so rebuild it.
-        let mut c = Crc32c::new();
-        c.update(&header.length.to_le_bytes());
-        c.update(&header.request_id.to_le_bytes());
-        c.update(&header.response_to.to_le_bytes());
-        c.update(&header.op_code.to_le_bytes());
-        c.update(&body[..end]);
-        if c.finish() != expected {
-            return Err(WireError::Checksum);
-        }
-    }
+    let end = checked_end(header, body, flags)?;
     let mut pos = 4;
     let mut command: Option<Document> = None;
     let mut sequences: Vec<(String, Vec<bson::Bson>)> = Vec::new();
@@ -323,38 +551,54 @@ fn push_header(out: &mut Vec<u8>, len: usize, request_id: i32, response_to: i32,
     out.extend_from_slice(&op.to_le_bytes());
 }
 
-/// Encodes a request the way a driver would; used by tests and the OP_MSG
-/// checksum path. `checksum` appends a CRC-32C trailer.
-pub fn encode_op_msg_request(request_id: i32, doc: &Document, checksum: bool) -> Vec<u8> {
-    let body = bson::to_vec(doc).unwrap_or_default();
+/// Frames an encoded command (which carries its own `$db`) as an OP_MSG
+/// request into `out` (cleared first). `checksum` appends a CRC-32C trailer.
+pub fn encode_command(out: &mut Vec<u8>, request_id: i32, doc: &[u8], checksum: bool) {
     let flags = if checksum { FLAG_CHECKSUM_PRESENT } else { 0 };
-    let len = HEADER_LEN + 4 + 1 + body.len() + if checksum { 4 } else { 0 };
-    let mut out = Vec::with_capacity(len);
-    push_header(&mut out, len, request_id, 0, OP_MSG);
+    let len = HEADER_LEN + 4 + 1 + doc.len() + if checksum { 4 } else { 0 };
+    out.clear();
+    out.reserve(len);
+    push_header(out, len, request_id, 0, OP_MSG);
     out.extend_from_slice(&flags.to_le_bytes());
     out.push(0);
-    out.extend_from_slice(&body);
+    out.extend_from_slice(doc);
     if checksum {
         let mut c = Crc32c::new();
-        c.update(&out);
+        c.update(out);
         out.extend_from_slice(&c.finish().to_le_bytes());
     }
+}
+
+/// Frames an encoded command as a legacy OP_QUERY on `db.$cmd` into `out`:
+/// what the first handshake uses, since every server from 3.6 to 8.0
+/// answers `isMaster` that way before anything is known about it.
+pub fn encode_query_command(out: &mut Vec<u8>, request_id: i32, db: &str, doc: &[u8]) {
+    let len = HEADER_LEN + 4 + db.len() + 5 + 1 + 8 + doc.len();
+    out.clear();
+    out.reserve(len);
+    push_header(out, len, request_id, 0, OP_QUERY);
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(db.as_bytes());
+    out.extend_from_slice(b".$cmd\0");
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&(-1i32).to_le_bytes());
+    out.extend_from_slice(doc);
+}
+
+/// Encodes a request the way a driver would; used by tests. `checksum`
+/// appends a CRC-32C trailer.
+pub fn encode_op_msg_request(request_id: i32, doc: &Document, checksum: bool) -> Vec<u8> {
+    let body = bson::to_vec(doc).unwrap_or_default();
+    let mut out = Vec::new();
+    encode_command(&mut out, request_id, &body, checksum);
     out
 }
 
 /// Encodes a legacy OP_QUERY command on `db.$cmd`; used by tests.
 pub fn encode_op_query_request(request_id: i32, db: &str, doc: &Document) -> Vec<u8> {
     let body = bson::to_vec(doc).unwrap_or_default();
-    let ns = format!("{db}.$cmd");
-    let len = HEADER_LEN + 4 + ns.len() + 1 + 8 + body.len();
-    let mut out = Vec::with_capacity(len);
-    push_header(&mut out, len, request_id, 0, OP_QUERY);
-    out.extend_from_slice(&0i32.to_le_bytes());
-    out.extend_from_slice(ns.as_bytes());
-    out.push(0);
-    out.extend_from_slice(&0i32.to_le_bytes());
-    out.extend_from_slice(&(-1i32).to_le_bytes());
-    out.extend_from_slice(&body);
+    let mut out = Vec::new();
+    encode_query_command(&mut out, request_id, db, &body);
     out
 }
 
