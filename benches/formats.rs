@@ -31,7 +31,8 @@ fn sample() -> Sample {
         duration: Duration::from_millis(4),
         body: Body::Reply {
             command: "serverStatus",
-            doc: mongomon::sim::fixtures::server_status_42().clone(),
+            doc: bson::RawDocumentBuf::from_document(mongomon::sim::fixtures::server_status_42())
+                .unwrap(),
         },
     }
 }

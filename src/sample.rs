@@ -95,10 +95,11 @@ pub struct Failure {
 /// The payload of a sample.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
-    /// A monitoring command's whole reply.
+    /// A monitoring command's whole reply, as the server sent it (raw
+    /// BSON, validated on arrival).
     Reply {
         command: &'static str,
-        doc: Document,
+        doc: bson::RawDocumentBuf,
     },
     /// Whether the host answered every command of this round.
     Status { up: bool, failure: Option<Failure> },

@@ -203,9 +203,11 @@ async fn check_host(
     // The connection gives up connecting after `connect_timeout` and says
     // why (refused, TLS, ...); the outer bound leaves it room to say so.
     let bound = timeout + Duration::from_millis(500);
-    let hello = mongo::run(&client, "hello", None, bound).await;
+    let hello = mongo::run(&client, "hello", None, bound).await.into_doc();
     let hello = if hello.code == Some(59) {
-        mongo::run(&client, "isMaster", None, bound).await
+        mongo::run(&client, "isMaster", None, bound)
+            .await
+            .into_doc()
     } else {
         hello
     };
@@ -223,7 +225,7 @@ async fn check_host(
     }
     let mut version = None;
     for command in commands {
-        let out = mongo::run(&client, command, None, bound).await;
+        let out = mongo::run(&client, command, None, bound).await.into_doc();
         match out.result {
             Ok(d) => {
                 if command == "serverStatus" {

@@ -1,12 +1,16 @@
-//! Flattening a BSON reply into numeric leaves with stable names.
+//! Flattening a BSON reply into numeric leaves with stable names, straight
+//! from the raw bytes the connection received.
 //!
 //! `{connections: {current: 5}}` becomes `connections_current = 5`. Only
 //! numbers and booleans are kept (strings, dates, object ids and arrays of
 //! documents carry no gauge or counter); NaN and infinities are dropped
 //! because no time-series receiver accepts them. Keys starting with `$`
-//! (`$clusterTime`) are driver plumbing, not metrics.
+//! (`$clusterTime`) are driver plumbing, not metrics. Each element's type
+//! is read before its value, so a string or an array is skipped without
+//! being decoded.
 
-use bson::{Bson, Document};
+use bson::spec::ElementType;
+use bson::{RawBsonRef, RawDocument};
 
 /// A numeric leaf value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -17,7 +21,7 @@ pub enum Number {
 
 /// Calls `emit(name, value)` for every numeric leaf of `doc`, depth first,
 /// in document order. `prefix` is prepended (with `_`) when not empty.
-pub fn flatten(doc: &Document, prefix: &str, emit: &mut dyn FnMut(&str, Number)) {
+pub fn flatten(doc: &RawDocument, prefix: &str, emit: &mut dyn FnMut(&str, Number)) {
     let mut name = String::with_capacity(64);
     name.push_str(prefix);
     walk(doc, &mut name, emit, 0);
@@ -27,11 +31,28 @@ pub fn flatten(doc: &Document, prefix: &str, emit: &mut dyn FnMut(&str, Number))
 /// make a hostile reply expensive.
 const MAX_DEPTH: usize = 12;
 
-fn walk(doc: &Document, name: &mut String, emit: &mut dyn FnMut(&str, Number), depth: usize) {
+fn walk(doc: &RawDocument, name: &mut String, emit: &mut dyn FnMut(&str, Number), depth: usize) {
     if depth > MAX_DEPTH {
         return;
     }
-    for (key, value) in doc {
+    for el in doc.iter_elements() {
+        // Replies are validated when they arrive; a broken element ends
+        // this document's walk rather than the sample.
+        let Ok(el) = el else { return };
+        let kind = el.element_type();
+        let nested = kind == ElementType::EmbeddedDocument;
+        if !nested
+            && !matches!(
+                kind,
+                ElementType::Int32
+                    | ElementType::Int64
+                    | ElementType::Double
+                    | ElementType::Boolean
+            )
+        {
+            continue;
+        }
+        let key = el.key();
         if key.starts_with('$') {
             continue;
         }
@@ -40,25 +61,26 @@ fn walk(doc: &Document, name: &mut String, emit: &mut dyn FnMut(&str, Number), d
             name.push('_');
         }
         push_sanitized(name, key);
-        match value {
-            Bson::Document(inner) => walk(inner, name, emit, depth + 1),
-            other => {
-                if let Some(n) = number(other) {
+        match el.value() {
+            Ok(RawBsonRef::Document(inner)) => walk(inner, name, emit, depth + 1),
+            Ok(v) => {
+                if let Some(n) = raw_number(v) {
                     emit(name, n);
                 }
             }
+            Err(_) => {}
         }
         name.truncate(len);
     }
 }
 
-/// The numeric value of a leaf, if it has one that a receiver can store.
-pub fn number(value: &Bson) -> Option<Number> {
+/// The numeric value of a raw leaf, if it has one that a receiver can store.
+pub fn raw_number(value: RawBsonRef<'_>) -> Option<Number> {
     match value {
-        Bson::Int32(i) => Some(Number::Int(*i as i64)),
-        Bson::Int64(i) => Some(Number::Int(*i)),
-        Bson::Double(f) if f.is_finite() => Some(Number::Float(*f)),
-        Bson::Boolean(b) => Some(Number::Int(*b as i64)),
+        RawBsonRef::Int32(i) => Some(Number::Int(i as i64)),
+        RawBsonRef::Int64(i) => Some(Number::Int(i)),
+        RawBsonRef::Double(f) if f.is_finite() => Some(Number::Float(f)),
+        RawBsonRef::Boolean(b) => Some(Number::Int(b as i64)),
         _ => None,
     }
 }
@@ -83,11 +105,12 @@ pub fn push_sanitized(out: &mut String, key: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bson::doc;
+    use bson::{doc, Document, RawDocumentBuf};
 
     fn collect(d: &Document) -> Vec<(String, Number)> {
+        let raw = RawDocumentBuf::from_document(d).unwrap();
         let mut v = Vec::new();
-        flatten(d, "", &mut |n, x| v.push((n.to_string(), x)));
+        flatten(&raw, "", &mut |n, x| v.push((n.to_string(), x)));
         v
     }
 

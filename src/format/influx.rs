@@ -117,6 +117,10 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, UNIX_EPOCH};
 
+    fn raw(d: bson::Document) -> bson::RawDocumentBuf {
+        bson::RawDocumentBuf::from_document(&d).unwrap()
+    }
+
     fn sample(body: Body) -> Sample {
         Sample {
             labels: Arc::new(Labels {
@@ -143,7 +147,7 @@ mod tests {
     fn tags_and_fields_are_escaped() {
         let s = sample(Body::Reply {
             command: "serverStatus",
-            doc: doc! {"connections": {"current": 5}, "uptime": 2.5, "weird key,=": 1},
+            doc: raw(doc! {"connections": {"current": 5}, "uptime": 2.5, "weird key,=": 1}),
         });
         assert_eq!(
             text(&s),
@@ -180,7 +184,7 @@ mod tests {
         assert!(text(&s).contains(" window_hours=48 "));
         let s = sample(Body::Reply {
             command: "dbStats",
-            doc: doc! {"db": "app", "objects": 12},
+            doc: raw(doc! {"db": "app", "objects": 12}),
         });
         assert!(
             text(&s).contains(",role=primary,db=app objects=12i "),
@@ -190,10 +194,23 @@ mod tests {
     }
 
     #[test]
+    fn an_8_0_server_status_also_carries_the_old_ticket_names() {
+        let s = sample(Body::Reply {
+            command: "serverStatus",
+            doc: raw(doc! {"queues": {"execution": {"read": {"available": 7}}}, "uptime": 1}),
+        });
+        let line = text(&s);
+        assert!(
+            line.contains(" queues_execution_read_available=7i,uptime=1i,wiredTiger_concurrentTransactions_read_available=7i "),
+            "{line}"
+        );
+    }
+
+    #[test]
     fn reply_without_numbers_writes_nothing() {
         let s = sample(Body::Reply {
             command: "getCmdLineOpts",
-            doc: doc! {"argv": ["mongod"]},
+            doc: raw(doc! {"argv": ["mongod"]}),
         });
         assert_eq!(text(&s), "");
     }
@@ -203,11 +220,11 @@ mod tests {
         let t = |ms: i64| bson::DateTime::from_millis(ms);
         let s = sample(Body::Reply {
             command: "replSetGetStatus",
-            doc: doc! {"set": "rs0", "myState": 1, "members": [
+            doc: raw(doc! {"set": "rs0", "myState": 1, "members": [
                 {"name": "a:1", "health": 1.0, "state": 1, "stateStr": "PRIMARY", "optimeDate": t(10_000), "self": true},
                 {"name": "b:1", "health": 1.0, "state": 2, "stateStr": "SECONDARY", "optimeDate": t(7_500)},
                 {"name": "c:1", "health": 0.0, "state": 8, "stateStr": "(not reachable/healthy)"},
-            ]},
+            ]}),
         });
         let out = text(&s);
         let lines: Vec<&str> = out.lines().collect();
@@ -223,7 +240,7 @@ mod tests {
         let doc = crate::format::json::tests::fixture_server_status();
         let s = sample(Body::Reply {
             command: "serverStatus",
-            doc,
+            doc: raw(doc),
         });
         let out = text(&s);
         assert_eq!(out.lines().count(), 1);

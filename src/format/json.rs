@@ -50,11 +50,19 @@ pub fn to_value(sample: &Sample) -> Value {
         json!(sample.duration.as_secs_f64() * 1000.0),
     );
     match &sample.body {
-        Body::Reply { doc, .. } => {
-            obj.insert(
-                "reply".into(),
-                Bson::Document(doc.clone()).into_relaxed_extjson(),
-            );
+        Body::Reply { command, doc } => {
+            // JSON keeps whole documents, so this is the one format that
+            // builds one; serverStatus gains its sections' old names.
+            let reply = match doc.to_document() {
+                Ok(mut d) => {
+                    if *command == "serverStatus" {
+                        super::schema::normalize_server_status(&mut d);
+                    }
+                    Bson::Document(d).into_relaxed_extjson()
+                }
+                Err(_) => Value::Null,
+            };
+            obj.insert("reply".into(), reply);
         }
         Body::Status { up, failure } => {
             obj.insert("up".into(), json!(*up as u8));
@@ -134,7 +142,7 @@ pub(crate) mod tests {
             duration: Duration::from_millis(3),
             body: Body::Reply {
                 command: "serverStatus",
-                doc: doc.clone(),
+                doc: bson::RawDocumentBuf::from_document(&doc).unwrap(),
             },
         };
         let mut out = Vec::new();

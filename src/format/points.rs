@@ -9,9 +9,9 @@
 //! status is `mongodb` with `up`. Tags are `host`, `cluster`, `replset` and
 //! `shard` (when the host is a member), `role` and `version`.
 
-use bson::{Bson, Document};
+use bson::{RawBsonRef, RawDocument};
 
-use super::flatten::{flatten, number, Number};
+use super::flatten::{flatten, raw_number, Number};
 use super::select::Selection;
 use crate::sample::{Body, Sample};
 
@@ -125,24 +125,28 @@ pub fn encode<P: Points>(sample: &Sample, sel: &mut Selection, out: &mut P) {
 fn reply_line<P: Points>(
     sample: &Sample,
     measurement: &str,
-    doc: &Document,
+    doc: &RawDocument,
     ts: i128,
     sel: &mut Selection,
     out: &mut P,
 ) {
     out.begin(ts, measurement);
     labels(out, sample);
-    flatten(doc, "", &mut |name, value| {
+    let mut keep = |name: &str, value| {
         if sel.keeps(measurement, name) {
             out.field(name, value)
         }
-    });
+    };
+    flatten(doc, "", &mut keep);
+    if measurement == "mongodb_serverstatus" {
+        super::schema::legacy_names(doc, &mut keep);
+    }
     out.end();
 }
 
 fn buildinfo_line<P: Points>(
     sample: &Sample,
-    doc: &Document,
+    doc: &RawDocument,
     ts: i128,
     sel: &mut Selection,
     out: &mut P,
@@ -159,7 +163,7 @@ fn buildinfo_line<P: Points>(
             .iter()
             .zip(parts)
         {
-            if let Some(n) = number(part) {
+            if let Some(n) = part.ok().and_then(raw_number) {
                 out.field(name, n);
             }
         }
@@ -175,22 +179,26 @@ fn buildinfo_line<P: Points>(
 /// One line per member of a `replSetGetStatus` reply. Lag is the primary's
 /// optime date minus the member's, in seconds, as the primary is the
 /// reference every member replicates from (directly or not).
-fn replset_members<P: Points>(sample: &Sample, doc: &Document, ts: i128, out: &mut P) {
+fn replset_members<P: Points>(sample: &Sample, doc: &RawDocument, ts: i128, out: &mut P) {
     let Ok(members) = doc.get_array("members") else {
         return;
     };
-    let optime_ms = |m: &Document| match m.get("optimeDate") {
-        Some(Bson::DateTime(d)) => Some(d.timestamp_millis()),
-        _ => None,
+    let members: Vec<&RawDocument> = members
+        .into_iter()
+        .filter_map(|m| m.ok().and_then(|m| m.as_document()))
+        .collect();
+    let optime_ms = |m: &RawDocument| {
+        m.get_datetime("optimeDate")
+            .ok()
+            .map(|d| d.timestamp_millis())
     };
     let primary_optime = members
         .iter()
-        .filter_map(Bson::as_document)
         .find(|m| {
             m.get_i32("state").ok() == Some(1) || m.get_str("stateStr").ok() == Some("PRIMARY")
         })
-        .and_then(optime_ms);
-    for member in members.iter().filter_map(Bson::as_document) {
+        .and_then(|m| optime_ms(m));
+    for member in members {
         out.begin(ts, "mongodb_replset_member");
         labels(out, sample);
         if let Ok(name) = member.get_str("name") {
@@ -200,12 +208,12 @@ fn replset_members<P: Points>(sample: &Sample, doc: &Document, ts: i128, out: &m
             out.tag("member_state", state);
         }
         for key in ["health", "state", "uptime", "pingMs", "configVersion"] {
-            if let Some(n) = member.get(key).and_then(number) {
+            if let Some(n) = member.get(key).ok().flatten().and_then(raw_number) {
                 out.field(key, n);
             }
         }
-        if let Some(Bson::Boolean(s)) = member.get("self") {
-            out.field("self", Number::Int(*s as i64));
+        if let Ok(Some(RawBsonRef::Boolean(s))) = member.get("self") {
+            out.field("self", Number::Int(s as i64));
         }
         if let Some(ms) = optime_ms(member) {
             out.field("optime_seconds", Number::Float(ms as f64 / 1000.0));

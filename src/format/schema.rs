@@ -10,11 +10,47 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use bson::{Bson, Document};
+use bson::{Bson, Document, RawDocument, RawDocumentBuf};
 
-use super::flatten::flatten;
+use super::flatten::{flatten, Number};
 
-/// Adds the old names of renamed sections, when only the new one is present.
+/// The legacy section `queues.execution` stands in for, when the reply has
+/// it but not its old name.
+fn execution_without_legacy(doc: &RawDocument) -> Option<&RawDocument> {
+    let exec = doc
+        .get_document("queues")
+        .ok()?
+        .get_document("execution")
+        .ok()?;
+    let legacy = doc
+        .get_document("wiredTiger")
+        .ok()
+        .is_some_and(|wt| wt.get("concurrentTransactions").ok().flatten().is_some());
+    // A wiredTiger that is not a document is left alone, as in the JSON form.
+    let odd_wt = matches!(doc.get("wiredTiger"), Ok(Some(v)) if v.as_document().is_none());
+    (!legacy && !odd_wt).then_some(exec)
+}
+
+/// Emits the old names of renamed sections, when only the new one is
+/// present: 8.0's `queues.execution.read.*` also as
+/// `wiredTiger_concurrentTransactions_read_*`.
+pub fn legacy_names(doc: &RawDocument, emit: &mut dyn FnMut(&str, Number)) {
+    let Some(exec) = execution_without_legacy(doc) else {
+        return;
+    };
+    for side in ["read", "write"] {
+        if let Ok(d) = exec.get_document(side) {
+            flatten(
+                d,
+                &format!("wiredTiger_concurrentTransactions_{side}"),
+                emit,
+            );
+        }
+    }
+}
+
+/// The same for the whole-document form (JSON lines): the old section is
+/// added to the document.
 pub fn normalize_server_status(doc: &mut Document) {
     let execution = doc
         .get_document("queues")
@@ -51,22 +87,27 @@ fn reference() -> &'static HashSet<String> {
     static NAMES: OnceLock<HashSet<String>> = OnceLock::new();
     NAMES.get_or_init(|| {
         let mut names = HashSet::new();
-        flatten(crate::sim::fixtures::server_status_42(), "", &mut |n, _| {
-            names.insert(n.to_string());
-        });
+        if let Ok(raw) = RawDocumentBuf::from_document(crate::sim::fixtures::server_status_42()) {
+            flatten(&raw, "", &mut |n, _| {
+                names.insert(n.to_string());
+            });
+        }
         names
     })
 }
 
-/// Numeric fields of `doc` (flattened) that the reference serverStatus lacks.
-pub fn unmapped_fields(doc: &Document) -> u64 {
+/// Numeric fields of `doc` (flattened, old names included) that the
+/// reference serverStatus lacks.
+pub fn unmapped_fields(doc: &RawDocument) -> u64 {
     let known = reference();
     let mut n = 0;
-    flatten(doc, "", &mut |name, _| {
+    let mut count = |name: &str, _| {
         if !known.contains(name) {
             n += 1;
         }
-    });
+    };
+    flatten(doc, "", &mut count);
+    legacy_names(doc, &mut count);
     n
 }
 
@@ -74,6 +115,29 @@ pub fn unmapped_fields(doc: &Document) -> u64 {
 mod tests {
     use super::*;
     use bson::doc;
+
+    #[test]
+    fn the_raw_walk_emits_the_old_names_once() {
+        let d = doc! {
+            "queues": {"execution": {"read": {"out": 1, "available": 127}}},
+            "wiredTiger": {"cache": {"bytes currently in the cache": 5}},
+        };
+        let raw = RawDocumentBuf::from_document(&d).unwrap();
+        let mut names = Vec::new();
+        legacy_names(&raw, &mut |n, _| names.push(n.to_string()));
+        assert_eq!(
+            names,
+            [
+                "wiredTiger_concurrentTransactions_read_out",
+                "wiredTiger_concurrentTransactions_read_available"
+            ]
+        );
+        let old = doc! {"wiredTiger": {"concurrentTransactions": {"read": {"out": 9}}}, "queues": {"execution": {"read": {"out": 1}}}};
+        let raw = RawDocumentBuf::from_document(&old).unwrap();
+        let mut n = 0;
+        legacy_names(&raw, &mut |_, _| n += 1);
+        assert_eq!(n, 0, "an old server's own section is not doubled");
+    }
 
     #[test]
     fn execution_queues_also_appear_under_the_old_name() {
@@ -113,8 +177,12 @@ mod tests {
 
     #[test]
     fn drift_is_counted_against_the_reference() {
-        assert_eq!(unmapped_fields(crate::sim::fixtures::server_status_42()), 0);
+        let raw = |d: &Document| RawDocumentBuf::from_document(d).unwrap();
+        assert_eq!(
+            unmapped_fields(&raw(crate::sim::fixtures::server_status_42())),
+            0
+        );
         let d = doc! {"connections": {"current": 1}, "brandNewSection": {"a": 1, "b": 2.0}};
-        assert_eq!(unmapped_fields(&d), 2);
+        assert_eq!(unmapped_fields(&raw(&d)), 2);
     }
 }

@@ -200,10 +200,11 @@ mod tests {
         assert!(p.iter().all(|x| valid_pattern(x)), "{p:?}");
         // What it keeps of a real 4.2.8 serverStatus (the simulator's
         // capture), against every numeric field of it.
-        let doc = crate::sim::fixtures::server_status_42();
+        let doc =
+            bson::RawDocumentBuf::from_document(crate::sim::fixtures::server_status_42()).unwrap();
         let mut sel = Selection::new(&settings(CollectProfile::Standard, &[], &[]));
         let (mut all, mut kept) = (0, 0);
-        crate::format::flatten::flatten(doc, "", &mut |name, _| {
+        crate::format::flatten::flatten(&doc, "", &mut |name, _| {
             all += 1;
             kept += sel.keeps("mongodb_serverstatus", name) as usize;
         });

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use bson::{doc, Document};
+use bson::{doc, Document, RawDocumentBuf};
 use mongodb::options::{AuthMechanism, ClientOptions, ServerAddress, Tls};
 
 use crate::config::{AgentSettings, TargetSettings};
@@ -405,16 +405,38 @@ pub fn settings_hash(t: &TargetSettings) -> u64 {
     h.finish()
 }
 
-/// The outcome of one command.
+/// The outcome of one command: the raw reply, or as a `Document`
+/// ([`CommandOutcome::into_doc`]) for code that reads a few fields.
 #[derive(Debug, Clone)]
-pub struct CommandOutcome {
+pub struct CommandOutcome<T = RawDocumentBuf> {
     pub command: &'static str,
     pub started: SystemTime,
     pub duration: Duration,
-    pub result: Result<Document, Failure>,
+    pub result: Result<T, Failure>,
     /// The server's error code when the command failed with one (59 means
     /// the server does not know the command).
     pub code: Option<i32>,
+}
+
+impl CommandOutcome {
+    /// The reply as a `Document`: for discovery, `check` and the small
+    /// replies the monitor reads fields of (never for sampled ones).
+    pub fn into_doc(self) -> CommandOutcome<Document> {
+        let command = self.command;
+        CommandOutcome {
+            command,
+            started: self.started,
+            duration: self.duration,
+            result: self.result.and_then(|r| {
+                r.to_document().map_err(|e| Failure {
+                    kind: "bad_reply",
+                    command,
+                    message: format!("{command}: the reply is not valid BSON: {e}"),
+                })
+            }),
+            code: self.code,
+        }
+    }
 }
 
 /// Runs `{<name>: 1, ..extra}` on `admin` with a hard timeout.
@@ -444,11 +466,7 @@ pub async fn run_on(
     let clock = Instant::now();
     let mut code = None;
     let result = match client.command(db, cmd, timeout).await {
-        Ok(raw) => raw.to_document().map_err(|e| Failure {
-            kind: "bad_reply",
-            command: name,
-            message: format!("{name}: the reply is not valid BSON: {e}"),
-        }),
+        Ok(raw) => Ok(raw),
         Err(e) => {
             code = e.code;
             Err(classify(name, &e))

@@ -219,9 +219,9 @@ async fn probe(
         }
     };
     let t = agent.command_timeout;
-    let mut hello = mongo::run(&client, "hello", None, t).await;
+    let mut hello = mongo::run(&client, "hello", None, t).await.into_doc();
     if hello.code == Some(59) {
-        hello = mongo::run(&client, "isMaster", None, t).await;
+        hello = mongo::run(&client, "isMaster", None, t).await.into_doc();
     }
     let hello = match hello.result {
         Ok(h) => h,
@@ -279,7 +279,9 @@ async fn hidden_members(
     t: Duration,
     problems: &mut Vec<String>,
 ) -> Vec<String> {
-    let cfg = mongo::run(client, "replSetGetConfig", None, t).await;
+    let cfg = mongo::run(client, "replSetGetConfig", None, t)
+        .await
+        .into_doc();
     match cfg.result {
         Ok(doc) => {
             let members = doc
@@ -309,7 +311,9 @@ async fn hidden_members(
             ))
         }
     }
-    let status = mongo::run(client, "replSetGetStatus", None, t).await;
+    let status = mongo::run(client, "replSetGetStatus", None, t)
+        .await
+        .into_doc();
     match status.result {
         Ok(doc) => doc
             .get_array("members")
@@ -337,7 +341,9 @@ async fn probe_mongos(
     ping_window: Duration,
     r: &mut ProbeResult,
 ) {
-    let shards = mongo::run_on(client, "config", "find", doc! {"find": "shards"}, t).await;
+    let shards = mongo::run_on(client, "config", "find", doc! {"find": "shards"}, t)
+        .await
+        .into_doc();
     match shards.result {
         Ok(reply) => {
             for s in mongo::first_batch(&reply) {
@@ -364,7 +370,11 @@ async fn probe_mongos(
     }
     // The config servers: getShardMap first, the command line second.
     let mut config = None;
-    if let Ok(map) = mongo::run(client, "getShardMap", None, t).await.result {
+    if let Ok(map) = mongo::run(client, "getShardMap", None, t)
+        .await
+        .into_doc()
+        .result
+    {
         config = map
             .get_document("map")
             .ok()
@@ -372,7 +382,11 @@ async fn probe_mongos(
             .and_then(parse_seed_list);
     }
     if config.is_none() {
-        if let Ok(opts) = mongo::run(client, "getCmdLineOpts", None, t).await.result {
+        if let Ok(opts) = mongo::run(client, "getCmdLineOpts", None, t)
+            .await
+            .into_doc()
+            .result
+        {
             config = opts
                 .get_document("parsed")
                 .ok()
@@ -395,7 +409,9 @@ async fn probe_mongos(
             "{addr}: cannot find the config servers (getShardMap, getCmdLineOpts)"
         )),
     }
-    let routers = mongo::run_on(client, "config", "find", doc! {"find": "mongos"}, t).await;
+    let routers = mongo::run_on(client, "config", "find", doc! {"find": "mongos"}, t)
+        .await
+        .into_doc();
     if let Ok(reply) = routers.result {
         let now = SystemTime::now();
         for m in mongo::first_batch(&reply) {

@@ -215,8 +215,9 @@ impl HostMonitor {
             self.dbstats_took = Some(took);
         }
         if let Some(Ok(hello)) = round.steps.first().map(|s| &s.outcome.result) {
-            let hello = hello.clone();
-            self.relabel(&hello);
+            if let Ok(hello) = hello.to_document() {
+                self.relabel(&hello);
+            }
         }
         if let Some(fp) = round.topology_fingerprint {
             if self.reported_topology != Some(fp) {
@@ -234,19 +235,19 @@ impl HostMonitor {
         for step in round.steps {
             let outcome = step.outcome;
             match outcome.result {
-                Ok(mut doc) => {
+                Ok(doc) => {
                     if outcome.command == "serverStatus" {
                         self.observe_server_status(&doc);
-                        schema::normalize_server_status(&mut doc);
                         // Fields come and go with the version and with
                         // sections that appear at first use (a new top-level
                         // key); counted again then and on every info round
                         // (hourly, after a restart or an upgrade).
+                        let keys = doc.iter_elements().count();
                         let unmapped = match self.schema_seen {
-                            Some((len, n)) if len == doc.len() && !round.info_requested => n,
+                            Some((len, n)) if len == keys && !round.info_requested => n,
                             _ => {
                                 let n = schema::unmapped_fields(&doc) as i64;
-                                self.schema_seen = Some((doc.len(), n));
+                                self.schema_seen = Some((keys, n));
                                 n
                             }
                         };
@@ -330,11 +331,13 @@ impl HostMonitor {
 
     /// Notices a restart (uptime went down) or an upgrade (version changed),
     /// after which build and host details must be read again.
-    fn observe_server_status(&mut self, doc: &Document) {
+    fn observe_server_status(&mut self, doc: &bson::RawDocument) {
         let version = doc.get_str("version").ok().map(str::to_string);
         let uptime = doc
             .get("uptime")
-            .and_then(crate::format::flatten::number)
+            .ok()
+            .flatten()
+            .and_then(crate::format::flatten::raw_number)
             .map(|n| match n {
                 Number::Int(i) => i as f64,
                 Number::Float(f) => f,

@@ -117,7 +117,13 @@ pub async fn collect_round(client: Client, plan: Plan) -> Round {
         round.legacy_hello = true;
         hello = mongo::run(&client, "isMaster", None, t).await;
     }
-    let hello_doc = hello.result.as_ref().ok().cloned();
+    // hello is small and read field by field: the one reply of a round
+    // made into a Document.
+    let hello_doc = hello
+        .result
+        .as_ref()
+        .ok()
+        .and_then(|r| r.to_document().ok());
     round.steps.push(Step {
         outcome: hello,
         weight: Weight::Required,
@@ -232,6 +238,7 @@ async fn find(
     cmd.extend(extra);
     mongo::run_on(client, db, "find", cmd, t)
         .await
+        .into_doc()
         .result
         .ok()
         .map(|r| mongo::first_batch(&r))
@@ -348,7 +355,9 @@ fn dbstats_skipped(reason: &str, databases: Option<usize>) -> Derived {
 
 async fn db_stats(client: &Client, t: Duration, max_databases: usize, round: &mut Round) {
     let began = Instant::now();
-    let list = mongo::run(client, "listDatabases", Some(doc! {"nameOnly": true}), t).await;
+    let list = mongo::run(client, "listDatabases", Some(doc! {"nameOnly": true}), t)
+        .await
+        .into_doc();
     let names: Vec<String> = match &list.result {
         Ok(d) => d
             .get_array("databases")
