@@ -128,7 +128,6 @@ pub struct Io {
     compressor: Option<Compressor>,
     next_id: i32,
     wbuf: Vec<u8>,
-    rbuf: Vec<u8>,
     max_message: usize,
 }
 
@@ -139,7 +138,6 @@ impl Io {
             compressor: None,
             next_id: 1,
             wbuf: Vec::with_capacity(512),
-            rbuf: Vec::new(),
             max_message: frame::MAX_MESSAGE_SIZE,
         }
     }
@@ -156,7 +154,8 @@ impl Io {
             .write_all(&self.wbuf)
             .await
             .map_err(|e| io_error(&e, "sending failed"))?;
-        let header = frame::read_message_into(&mut self.stream, &mut self.rbuf)
+        let mut body = Vec::new();
+        let header = frame::read_message_into(&mut self.stream, &mut body)
             .await
             .map_err(wire_error)?;
         if header.length as usize > self.max_message {
@@ -172,7 +171,7 @@ impl Io {
             Some(c) => std::slice::from_ref(c),
             None => &[],
         };
-        frame::parse_reply(header, &self.rbuf, id, compressors).map_err(wire_error)
+        frame::parse_reply(header, body, id, compressors).map_err(wire_error)
     }
 
     /// Runs `cmd` on `db` (OP_MSG; compressed when negotiated and allowed)

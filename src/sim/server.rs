@@ -50,7 +50,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Public description of a simulated host.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct HostInfo {
     /// Listening address.
     pub addr: SocketAddr,
@@ -907,6 +907,23 @@ async fn control_conn(sh: Arc<Shared>, mut stream: TcpStream) {
             200,
             serde_json::to_string(&host_infos(&lock(&sh.world))).unwrap_or_default(),
         ),
+        ("GET", "/counters") => {
+            use super::state::HostCounters as C;
+            let w = lock(&sh.world);
+            let (mut commands, mut bytes, mut conns, mut auths) = (0, 0, 0, 0);
+            for h in &w.hosts {
+                let c = &h.counters;
+                commands += C::get(&c.commands);
+                bytes += C::get(&c.bytes_in) + C::get(&c.bytes_out);
+                conns += C::get(&c.conns_created);
+                auths += C::get(&c.auth_handshakes);
+            }
+            (
+                200,
+                serde_json::json!({"commands": commands, "bytes": bytes, "connections": conns, "authentications": auths})
+                    .to_string(),
+            )
+        }
         ("POST", "/action") => match serde_json::from_slice::<Action>(&body) {
             Ok(action) => {
                 let sh2 = sh.clone();
@@ -927,7 +944,7 @@ async fn control_conn(sh: Arc<Shared>, mut stream: TcpStream) {
         },
         _ => (
             404,
-            r#"{"ok":false,"error":"use GET /hosts or POST /action"}"#.to_string(),
+            r#"{"ok":false,"error":"use GET /hosts, GET /counters or POST /action"}"#.to_string(),
         ),
     };
     let reason = match status {

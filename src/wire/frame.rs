@@ -139,8 +139,7 @@ pub async fn read_message<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Header, Ve
     Ok((header, body))
 }
 
-/// Reads one message from `r` into `body` (cleared first, its capacity
-/// reused): the agent keeps one buffer per connection.
+/// Reads one message from `r` into `body` (cleared first).
 pub async fn read_message_into<R: AsyncRead + Unpin>(
     r: &mut R,
     body: &mut Vec<u8>,
@@ -245,10 +244,12 @@ pub fn compress(msg: &[u8], c: Compressor) -> Vec<u8> {
 /// Reads the reply to request `request_id` from a message the agent
 /// received: OP_MSG (checksum verified when present) or OP_REPLY, either
 /// possibly inside OP_COMPRESSED with one of `compressors`. The document
-/// is checked to be well-formed BSON and returned raw.
+/// is checked to be well-formed BSON and returned raw, in `body`'s own
+/// allocation (the connection keeps no buffer the size of its largest
+/// reply between rounds).
 pub fn parse_reply(
     header: Header,
-    body: &[u8],
+    mut body: Vec<u8>,
     request_id: i32,
     compressors: &[Compressor],
 ) -> Result<RawDocumentBuf, WireError> {
@@ -258,20 +259,20 @@ pub fn parse_reply(
             got: header.response_to,
         });
     }
-    match header.op_code {
+    let (start, end) = match header.op_code {
         OP_MSG => {
             if body.len() < 5 {
                 return Err(WireError::Malformed("OP_MSG reply too short".into()));
             }
             let flags = le_i32(&body[0..4]) as u32;
-            let end = checked_end(header, body, flags)?;
+            let end = checked_end(header, &body, flags)?;
             if body[4] != 0 {
                 return Err(WireError::Malformed(format!(
                     "reply starts with section kind {}, not a body",
                     body[4]
                 )));
             }
-            raw_doc(&body[5..end])
+            (5, end)
         }
         OP_REPLY => {
             if body.len() < 20 {
@@ -280,24 +281,28 @@ pub fn parse_reply(
             if le_i32(&body[16..20]) < 1 {
                 return Err(WireError::Malformed("OP_REPLY without a document".into()));
             }
-            raw_doc(&body[20..])
+            (20, body.len())
         }
         OP_COMPRESSED => {
-            let (inner, plain) = decompress(header, body, compressors)?;
+            let (inner, plain) = decompress(header, &body, compressors)?;
             if inner.op_code == OP_COMPRESSED {
                 return Err(WireError::Malformed(
                     "OP_COMPRESSED inside OP_COMPRESSED".into(),
                 ));
             }
-            parse_reply(inner, &plain, request_id, &[])
+            return parse_reply(inner, plain, request_id, &[]);
         }
-        other => Err(WireError::UnknownOpcode(other)),
-    }
+        other => return Err(WireError::UnknownOpcode(other)),
+    };
+    check_doc(&body[start..end])?;
+    body.truncate(end);
+    body.drain(..start);
+    RawDocumentBuf::from_bytes(body).map_err(|e| WireError::Malformed(format!("invalid BSON: {e}")))
 }
 
-/// The first document of `b`, which must fill it exactly and be valid BSON
-/// all the way down (every later read of it can then trust its lengths).
-fn raw_doc(b: &[u8]) -> Result<RawDocumentBuf, WireError> {
+/// `b` must be exactly one document, valid BSON all the way down (every
+/// later read of it can then trust its lengths).
+fn check_doc(b: &[u8]) -> Result<(), WireError> {
     if b.len() < 5 {
         return Err(WireError::Malformed("truncated BSON document".into()));
     }
@@ -310,8 +315,7 @@ fn raw_doc(b: &[u8]) -> Result<RawDocumentBuf, WireError> {
     }
     let doc = RawDocument::from_bytes(b)
         .map_err(|e| WireError::Malformed(format!("invalid BSON: {e}")))?;
-    validate(doc, 0)?;
-    Ok(doc.to_raw_document_buf())
+    validate(doc, 0)
 }
 
 /// Walks every element once so that invalid BSON deep inside a reply is a

@@ -35,7 +35,10 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::actors::host_monitor::phase_offset;
-use crate::sim::{SimHandle, Simulator, Topology};
+mod fleet;
+
+use crate::sim::HostInfo;
+use fleet::Fleet;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -250,40 +253,78 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, down: A
 }
 
 /// The simulated fleet for `n` hosts.
-fn topology(n: usize) -> (String, usize) {
+/// The fleet of `n` hosts as simulator topologies: one, or one per
+/// simulator process when `n` is above [`fleet::HOSTS_PER_PROCESS`] (the
+/// sharded cluster in the first, replica sets spread over all, each
+/// process on its own 127.x block). Returns the parts and the host count.
+fn topology(n: usize) -> (Vec<String>, usize) {
     let mongos = (n / 20).max(1);
     let cluster = 3 + 2 * 3 + mongos;
     let rest = n.saturating_sub(cluster);
     let sets = rest / 3;
     let standalones = rest - sets * 3;
-    // Ports of their own for big fleets (127.x.y.z:27017, like real hosts);
-    // free ports on 127.0.0.1 for small ones.
-    let addresses = if n > 500 {
-        "addresses = \"auto\"\nauto_base = \"127.3.0.1\"\nauto_port = 27017\n"
-    } else {
-        ""
-    };
-    let mut t = format!(
-        "[simulator]\n{addresses}\n\
-         [[users]]\nname = \"mongomon\"\npassword = \"bench-pw\"\n\
-         [[fleet]]\nname_prefix = \"rs\"\nreplica_sets = {sets}\nmembers_per_set = 3\nstandalones = {standalones}\nversions = [\"4.4.29\"]\n\
-         [[sharded_cluster]]\nname = \"shop\"\nversion = \"4.4.29\"\n\
-         [sharded_cluster.config_server]\nname = \"cfg\"\nmembers = [{{}}, {{}}, {{}}]\n"
-    );
-    for s in 0..2 {
-        t.push_str(&format!(
-            "[[sharded_cluster.shards]]\nname = \"shard{s:02}\"\nmembers = [{{}}, {{}}, {{}}]\n"
-        ));
+    let parts = n.div_ceil(fleet::HOSTS_PER_PROCESS).max(1);
+    // Sets per part: the first also carries the cluster.
+    let per_part = n.div_ceil(parts);
+    let mut set_counts = vec![0usize; parts];
+    let mut left = sets;
+    set_counts[0] = (per_part.saturating_sub(cluster) / 3).min(left);
+    left -= set_counts[0];
+    for (i, c) in set_counts.iter_mut().enumerate().skip(1) {
+        let remaining_parts = parts - i;
+        *c = left.div_ceil(remaining_parts);
+        left -= *c;
     }
-    for _ in 0..mongos {
-        t.push_str("[[sharded_cluster.mongos]]\n");
+    set_counts[0] += left;
+    let mut out = Vec::with_capacity(parts);
+    for (i, sets_here) in set_counts.iter().enumerate() {
+        let alone = if i + 1 == parts { standalones } else { 0 };
+        // Ports of their own for big fleets (127.x.y.z:27017, like real
+        // hosts); free ports on 127.0.0.1 for small ones.
+        let addresses = if n > 500 {
+            format!(
+                "addresses = \"auto\"\nauto_base = \"127.{}.0.1\"\nauto_port = 27017\n",
+                3 + i
+            )
+        } else {
+            String::new()
+        };
+        let prefix = if parts == 1 {
+            "rs".to_string()
+        } else {
+            format!("p{i}rs")
+        };
+        let mut t = format!(
+            "[simulator]\n{addresses}\n\
+             [[users]]\nname = \"mongomon\"\npassword = \"bench-pw\"\n"
+        );
+        if sets_here + alone > 0 {
+            t.push_str(&format!(
+                "[[fleet]]\nname_prefix = \"{prefix}\"\nreplica_sets = {sets_here}\nmembers_per_set = 3\nstandalones = {alone}\nversions = [\"4.4.29\"]\n"
+            ));
+        }
+        if i == 0 {
+            t.push_str(
+                "[[sharded_cluster]]\nname = \"shop\"\nversion = \"4.4.29\"\n\
+                 [sharded_cluster.config_server]\nname = \"cfg\"\nmembers = [{}, {}, {}]\n",
+            );
+            for s in 0..2 {
+                t.push_str(&format!(
+                    "[[sharded_cluster.shards]]\nname = \"shard{s:02}\"\nmembers = [{{}}, {{}}, {{}}]\n"
+                ));
+            }
+            for _ in 0..mongos {
+                t.push_str("[[sharded_cluster.mongos]]\n");
+            }
+        }
+        out.push(t);
     }
-    (t, cluster + sets * 3 + standalones)
+    (out, cluster + sets * 3 + standalones)
 }
 
 /// The agent's configuration: one seed per replica set and per standalone,
 /// one mongos for the cluster.
-fn agent_config(sim: &SimHandle, o: &BenchOptions, receiver: SocketAddr) -> String {
+fn agent_config(hosts: &[HostInfo], o: &BenchOptions, receiver: SocketAddr) -> String {
     let dir = o.work_dir.display();
     let mut c = format!(
         "[agent]\ninterval_secs = {}\ncommand_timeout_ms = 5000\nconnect_timeout_ms = 3000\n\
@@ -296,7 +337,7 @@ fn agent_config(sim: &SimHandle, o: &BenchOptions, receiver: SocketAddr) -> Stri
         o.compression,
     );
     let mut seeded = std::collections::BTreeSet::new();
-    for h in sim.hosts() {
+    for h in hosts {
         let seed = match (&h.set, &h.cluster, h.role.as_str()) {
             (_, Some(cluster), "mongos") => format!("cluster:{cluster}"),
             (Some(_), Some(_), _) => continue,
@@ -385,18 +426,6 @@ pub struct PeerFigures {
     pub rss_per_host_ratio: Option<f64>,
 }
 
-fn counters_total(sim: &SimHandle) -> (u64, u64, u64, u64) {
-    use crate::sim::state::HostCounters as C;
-    let mut t = (0, 0, 0, 0);
-    for (_, c) in sim.counters() {
-        t.0 += C::get(&c.commands);
-        t.1 += C::get(&c.bytes_in) + C::get(&c.bytes_out);
-        t.2 += C::get(&c.conns_created);
-        t.3 += C::get(&c.auth_handshakes);
-    }
-    t
-}
-
 /// `mongomon bench`: one run, the table on stdout, the report as JSON.
 pub fn command(args: crate::cli::BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let crate::cli::BenchArgs {
@@ -452,12 +481,15 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&o.work_dir)
         .with_context(|| format!("cannot create {}", o.work_dir.display()))?;
     let _ = crate::daemon::raise_nofile_limit();
-    let (toml, n) = topology(o.hosts);
-    let sim = Simulator::start(Topology::from_toml_str(&toml).context("bench topology")?)
-        .context("cannot start the simulator")?;
+    let (parts, n) = topology(o.hosts);
+    let sim = Fleet::start(&parts, &o.work_dir)?;
+    let hosts = sim.hosts();
+    if hosts.len() != n {
+        anyhow::bail!("the simulator serves {} hosts, {n} expected", hosts.len());
+    }
     let receiver = Receiver::start()?;
     let cfg_path = o.work_dir.join("mongomon.toml");
-    std::fs::write(&cfg_path, agent_config(&sim, o, receiver.addr))?;
+    std::fs::write(&cfg_path, agent_config(&hosts, o, receiver.addr))?;
     // It holds the bench user's password: private, as the agent expects.
     std::fs::set_permissions(
         &cfg_path,
@@ -469,7 +501,8 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
         sleep_checking(&mut child, o.warmup)?;
         let start_ms = now_ms();
         let cpu0 = proc_stat(pid).context("agent vanished")?.cpu_seconds;
-        let srv0 = counters_total(&sim);
+        let srv0 = sim.totals();
+        let kids0 = sim.children_stat().0;
         let mut peak = ProcStat::default();
         let me0 = proc_stat(std::process::id())
             .unwrap_or_default()
@@ -497,7 +530,7 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
         let window = t0.elapsed();
         let end_ms = now_ms();
         let cpu = peak.cpu_seconds - cpu0;
-        let srv1 = counters_total(&sim);
+        let srv1 = sim.totals();
         // Samples due up to a few seconds before the end may still be on
         // their way: count those due in [start, end - slack].
         let slack = 3_000.min(o.interval.as_millis() as i64);
@@ -505,7 +538,7 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
         let mut r = figures(
             o,
             n,
-            &sim,
+            &hosts,
             &receiver,
             start_ms,
             end_ms - slack,
@@ -515,8 +548,9 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
             srv0,
             srv1,
         );
-        r.simulator_cpu_seconds = me.cpu_seconds - me0;
-        r.simulator_rss_kib = me.rss_kib;
+        let (kids_cpu, kids_rss) = sim.children_stat();
+        r.simulator_cpu_seconds = me.cpu_seconds - me0 + (kids_cpu - kids0);
+        r.simulator_rss_kib = me.rss_kib + kids_rss;
         if let Some(end) = outage_end_ms {
             r.drain = Some(drain(o, n, &receiver, start_ms, end, spool_at_end));
         }
@@ -525,7 +559,9 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
     stop_agent(&mut child);
     let mut report = run?;
     for (name, script) in &o.peers {
-        report.peers.push(run_peer(o, &sim, &report, name, script)?);
+        report
+            .peers
+            .push(run_peer(o, &hosts, &report, name, script)?);
     }
     Ok(report)
 }
@@ -624,7 +660,7 @@ fn stop_agent(child: &mut Child) {
 fn figures(
     o: &BenchOptions,
     n: usize,
-    sim: &SimHandle,
+    hosts: &[HostInfo],
     receiver: &Receiver,
     from_ms: i64,
     to_ms: i64,
@@ -638,7 +674,7 @@ fn figures(
     let seen = receiver.seen.lock().unwrap_or_else(|e| e.into_inner());
     let (mut late, mut fresh) = (Vec::new(), Vec::new());
     let (mut expected, mut got, mut late_1s) = (0u64, 0u64, 0u64);
-    for h in sim.hosts() {
+    for h in hosts {
         let addr = h.addr.to_string();
         let phase = phase_offset(&addr, o.interval).as_millis() as i64;
         // Grid points k × interval + phase inside the window.
@@ -739,7 +775,7 @@ fn machine() -> String {
 /// Runs a peer script against the same hosts and reads its summary.
 fn run_peer(
     o: &BenchOptions,
-    sim: &SimHandle,
+    hosts: &[HostInfo],
     me: &Report,
     name: &str,
     script: &Path,
@@ -747,7 +783,7 @@ fn run_peer(
     let dir = o.work_dir.join(format!("peer-{name}"));
     std::fs::create_dir_all(&dir)?;
     let hosts_file = dir.join("bench-hosts.txt");
-    let hosts: Vec<String> = sim.hosts().iter().map(|h| h.addr.to_string()).collect();
+    let hosts: Vec<String> = hosts.iter().map(|h| h.addr.to_string()).collect();
     std::fs::write(&hosts_file, hosts.join("\n") + "\n")?;
     let status = Command::new(script)
         .arg(&hosts_file)
@@ -903,10 +939,27 @@ mod tests {
     #[test]
     fn fleet_mix_adds_up_and_has_mongos() {
         for n in [100, 1000, 5000, 10_000] {
-            let (t, total) = topology(n);
+            let (parts, total) = topology(n);
             assert!(total <= n && total + 3 > n, "{n}: {total}");
-            let topo = Topology::from_toml_str(&t).unwrap();
-            assert!(topo.validate().is_ok(), "{n}");
+            assert_eq!(parts.len(), n.div_ceil(fleet::HOSTS_PER_PROCESS), "{n}");
+            let mut mongos = 0;
+            for t in &parts {
+                let topo = crate::sim::Topology::from_toml_str(t).unwrap();
+                assert!(topo.validate().is_ok(), "{n}");
+                let routers = t.matches("[[sharded_cluster.mongos]]").count();
+                let sets: usize = t
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("replica_sets = "))
+                    .map(|v| v.parse::<usize>().unwrap())
+                    .sum();
+                let here = sets * 3 + routers + if routers > 0 { 9 } else { 0 };
+                assert!(
+                    here <= fleet::HOSTS_PER_PROCESS + 3,
+                    "{n}: a part of {here} hosts"
+                );
+                mongos += routers;
+            }
+            assert_eq!(mongos, (n / 20).max(1), "{n}: mongos");
         }
     }
 

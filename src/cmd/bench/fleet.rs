@@ -1,0 +1,167 @@
+//! The simulated fleet of a bench run: in this process for small runs, or
+//! split over `mongomon sim` child processes when one process would need
+//! more descriptors than it may have (a listener and the agent's
+//! connection per host, plus a peer's).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::sim::{HostInfo, SimHandle, Simulator, Topology};
+
+/// Hosts one simulator process serves at most: each costs its listener and
+/// the agent's socket (2 descriptors), and up to 3 more for a peer such as
+/// Telegraf; 3,000 × 5 stays under 18,000 with room for the runtime.
+pub const HOSTS_PER_PROCESS: usize = 3_000;
+
+/// Server-side totals: commands answered, bytes both ways, connections
+/// accepted, authentications.
+pub type Totals = (u64, u64, u64, u64);
+
+pub enum Fleet {
+    Local(SimHandle),
+    Split(Vec<SimProcess>),
+}
+
+/// One `mongomon sim` child and its control endpoint.
+pub struct SimProcess {
+    child: Child,
+    control: SocketAddr,
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        // Our own child, by pid: SIGTERM, then wait for it.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Fleet {
+    /// Starts the fleet described by `toml` parts: one process per part
+    /// when there are several, in this process when there is one.
+    pub fn start(parts: &[String], work_dir: &std::path::Path) -> anyhow::Result<Fleet> {
+        if parts.len() == 1 {
+            let sim =
+                Simulator::start(Topology::from_toml_str(&parts[0]).context("bench topology")?)
+                    .context("cannot start the simulator")?;
+            return Ok(Fleet::Local(sim));
+        }
+        let exe = std::env::current_exe().context("cannot find the mongomon binary")?;
+        let mut procs = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            // Checked here, so a bad part fails before any child starts.
+            Topology::from_toml_str(part).context("bench topology")?;
+            let path = work_dir.join(format!("sim-{i}.toml"));
+            std::fs::write(&path, part)?;
+            let mut child = Command::new(&exe)
+                .arg("sim")
+                .arg("--topology")
+                .arg(&path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .context("cannot start a simulator process")?;
+            let out = child.stdout.take().context("simulator stdout")?;
+            let mut control = None;
+            let mut ready = false;
+            for line in BufReader::new(out).lines() {
+                let line = line?;
+                if let Some(rest) = line.strip_prefix("control endpoint: http://") {
+                    control = rest.split('/').next().and_then(|a| a.parse().ok());
+                }
+                if line.starts_with("serving ") {
+                    ready = true;
+                    break;
+                }
+            }
+            let Some(control) = control.filter(|_| ready) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("simulator process {i} did not start (see its errors above)");
+            };
+            procs.push(SimProcess { child, control });
+        }
+        Ok(Fleet::Split(procs))
+    }
+
+    pub fn hosts(&self) -> Vec<HostInfo> {
+        match self {
+            Fleet::Local(sim) => sim.hosts(),
+            Fleet::Split(procs) => procs
+                .iter()
+                .flat_map(|p| {
+                    get(p.control, "/hosts")
+                        .ok()
+                        .and_then(|b| serde_json::from_str::<Vec<HostInfo>>(&b).ok())
+                        .unwrap_or_default()
+                })
+                .collect(),
+        }
+    }
+
+    pub fn totals(&self) -> Totals {
+        use crate::sim::state::HostCounters as C;
+        let mut t = (0, 0, 0, 0);
+        match self {
+            Fleet::Local(sim) => {
+                for (_, c) in sim.counters() {
+                    t.0 += C::get(&c.commands);
+                    t.1 += C::get(&c.bytes_in) + C::get(&c.bytes_out);
+                    t.2 += C::get(&c.conns_created);
+                    t.3 += C::get(&c.auth_handshakes);
+                }
+            }
+            Fleet::Split(procs) => {
+                for p in procs {
+                    let Some(v) = get(p.control, "/counters")
+                        .ok()
+                        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+                    else {
+                        continue;
+                    };
+                    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+                    t.0 += n("commands");
+                    t.1 += n("bytes");
+                    t.2 += n("connections");
+                    t.3 += n("authentications");
+                }
+            }
+        }
+        t
+    }
+
+    /// CPU seconds and RSS of the simulator processes (0 when in process:
+    /// the bench's own figures cover it).
+    pub fn children_stat(&self) -> (f64, u64) {
+        match self {
+            Fleet::Local(_) => (0.0, 0),
+            Fleet::Split(procs) => procs
+                .iter()
+                .filter_map(|p| super::proc_stat(p.child.id()))
+                .fold((0.0, 0), |(c, r), s| (c + s.cpu_seconds, r + s.rss_kib)),
+        }
+    }
+}
+
+/// A plain HTTP GET to a simulator's control endpoint (loopback).
+fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut all = String::new();
+    s.read_to_string(&mut all)?;
+    match all.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
+        _ => bail!("{addr}{path}: unexpected answer"),
+    }
+}
