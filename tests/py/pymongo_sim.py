@@ -7,6 +7,7 @@ exception ends the script with a non-zero status and a traceback.
 """
 import json
 import sys
+import time
 
 import pymongo
 from pymongo import MongoClient
@@ -18,6 +19,13 @@ rs = MongoClient(f"mongodb://{seed}/?replicaSet={set_name}",
                  serverSelectionTimeoutMS=5000, connectTimeoutMS=2000)
 # Server selection for a write finds the primary through SDAM, as with mongod.
 hello = rs.admin.command("hello")
+# pymongo checks each member on its own monitor thread: the first command
+# can return before every member's first check. Wait (bounded) until it
+# knows as many members as the primary lists, then report what it knows.
+deadline = time.monotonic() + 10
+while (len(rs.secondaries) + 1 < len(hello.get("hosts", []))
+       and time.monotonic() < deadline):
+    time.sleep(0.05)
 out["primary"] = "%s:%d" % rs.primary
 out["secondaries"] = sorted("%s:%d" % s for s in rs.secondaries)
 out["hello_primary"] = hello.get("primary")
