@@ -160,9 +160,12 @@ fn spool_budget_policies_drop_and_refuse_and_count_exactly() {
             "max_queue_bytes = 20000\nmax_batch_bytes = 2000\ngzip = false\n",
             &spool,
         ));
+        // Drained: at most the batch of the current round still waits (the
+        // host's monitor runs on a worker thread, so the agent's counters
+        // can be taken, round after round, just as its samples arrive).
         let c = wait_for("counters after the outage", Duration::from_secs(60), || {
             last_counters(&rcv.requests())
-                .filter(|c| c[counter] > 0 && c["queue_batches"] == 0 && c["batches_sent"] > 5)
+                .filter(|c| c[counter] > 0 && c["queue_batches"] <= 1 && c["batches_sent"] > 5)
         });
         assert!(conserved(&c), "{policy}: every sample accounted for: {c:?}");
         assert!(c["spool_bytes"] <= 40000, "{policy}: within budget: {c:?}");
