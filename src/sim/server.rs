@@ -615,6 +615,11 @@ impl SimHandle {
             .collect()
     }
 
+    /// Server-side totals over the live hosts.
+    pub fn totals(&self) -> Totals {
+        totals(&lock(&self.shared.world))
+    }
+
     /// Members of a replica set (config order), shards and config servers included.
     pub fn set_members(&self, set: &str) -> Vec<SocketAddr> {
         let w = lock(&self.shared.world);
@@ -717,6 +722,29 @@ impl Drop for SimHandle {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// What the live hosts answered, summed (`mongomon bench` reads it, in
+/// process or through GET /counters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Totals {
+    pub commands: u64,
+    /// Both directions.
+    pub bytes: u64,
+    pub connections: u64,
+    pub authentications: u64,
+}
+
+fn totals(w: &World) -> Totals {
+    let mut t = Totals::default();
+    for h in w.hosts.iter().filter(|h| h.alive) {
+        let c = &h.counters;
+        t.commands += HostCounters::get(&c.commands);
+        t.bytes += HostCounters::get(&c.bytes_in) + HostCounters::get(&c.bytes_out);
+        t.connections += HostCounters::get(&c.conns_created);
+        t.authentications += HostCounters::get(&c.auth_handshakes);
+    }
+    t
 }
 
 fn host_infos(w: &World) -> Vec<HostInfo> {
@@ -908,19 +936,10 @@ async fn control_conn(sh: Arc<Shared>, mut stream: TcpStream) {
             serde_json::to_string(&host_infos(&lock(&sh.world))).unwrap_or_default(),
         ),
         ("GET", "/counters") => {
-            use super::state::HostCounters as C;
-            let w = lock(&sh.world);
-            let (mut commands, mut bytes, mut conns, mut auths) = (0, 0, 0, 0);
-            for h in &w.hosts {
-                let c = &h.counters;
-                commands += C::get(&c.commands);
-                bytes += C::get(&c.bytes_in) + C::get(&c.bytes_out);
-                conns += C::get(&c.conns_created);
-                auths += C::get(&c.auth_handshakes);
-            }
+            let t = totals(&lock(&sh.world));
             (
                 200,
-                serde_json::json!({"commands": commands, "bytes": bytes, "connections": conns, "authentications": auths})
+                serde_json::json!({"commands": t.commands, "bytes": t.bytes, "connections": t.connections, "authentications": t.authentications})
                     .to_string(),
             )
         }

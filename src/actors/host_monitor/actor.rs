@@ -214,10 +214,8 @@ impl HostMonitor {
         if let Some(took) = round.dbstats_took {
             self.dbstats_took = Some(took);
         }
-        if let Some(Ok(hello)) = round.steps.first().map(|s| &s.outcome.result) {
-            if let Ok(hello) = hello.to_document() {
-                self.relabel(&hello);
-            }
+        if let Some(hello) = &round.hello {
+            self.relabel(hello);
         }
         if let Some(fp) = round.topology_fingerprint {
             if self.reported_topology != Some(fp) {

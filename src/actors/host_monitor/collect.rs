@@ -86,6 +86,8 @@ pub struct Round {
     pub dbstats_took: Option<Duration>,
     /// A hash of the host's view of the topology, for discovery.
     pub topology_fingerprint: Option<u64>,
+    /// The round's `hello` reply as a Document, when it answered.
+    pub hello: Option<Document>,
 }
 
 pub async fn collect_round(client: Client, plan: Plan) -> Round {
@@ -101,6 +103,7 @@ pub async fn collect_round(client: Client, plan: Plan) -> Round {
         info_requested: false,
         dbstats_took: None,
         topology_fingerprint: None,
+        hello: None,
     };
     let mut hello = mongo::run(
         &client,
@@ -142,6 +145,7 @@ pub async fn collect_round(client: Client, plan: Plan) -> Round {
         Weight::Required
     };
     round.topology_fingerprint = Some(hello_fingerprint(&hello));
+    round.hello = Some(hello);
 
     let ss = mongo::run(&client, "serverStatus", None, t).await;
     round.steps.push(Step {

@@ -10,16 +10,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use crate::sim::server::Totals;
 use crate::sim::{HostInfo, SimHandle, Simulator, Topology};
 
 /// Hosts one simulator process serves at most: each costs its listener and
 /// the agent's socket (2 descriptors), and up to 3 more for a peer such as
 /// Telegraf; 3,000 × 5 stays under 18,000 with room for the runtime.
 pub const HOSTS_PER_PROCESS: usize = 3_000;
-
-/// Server-side totals: commands answered, bytes both ways, connections
-/// accepted, authentications.
-pub type Totals = (u64, u64, u64, u64);
 
 pub enum Fleet {
     Local(SimHandle),
@@ -107,34 +104,22 @@ impl Fleet {
     }
 
     pub fn totals(&self) -> Totals {
-        use crate::sim::state::HostCounters as C;
-        let mut t = (0, 0, 0, 0);
         match self {
-            Fleet::Local(sim) => {
-                for (_, c) in sim.counters() {
-                    t.0 += C::get(&c.commands);
-                    t.1 += C::get(&c.bytes_in) + C::get(&c.bytes_out);
-                    t.2 += C::get(&c.conns_created);
-                    t.3 += C::get(&c.auth_handshakes);
-                }
-            }
-            Fleet::Split(procs) => {
-                for p in procs {
-                    let Some(v) = get(p.control, "/counters")
+            Fleet::Local(sim) => sim.totals(),
+            Fleet::Split(procs) => procs
+                .iter()
+                .filter_map(|p| {
+                    get(p.control, "/counters")
                         .ok()
-                        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
-                    else {
-                        continue;
-                    };
-                    let n = |k: &str| v[k].as_u64().unwrap_or(0);
-                    t.0 += n("commands");
-                    t.1 += n("bytes");
-                    t.2 += n("connections");
-                    t.3 += n("authentications");
-                }
-            }
+                        .and_then(|b| serde_json::from_str::<Totals>(&b).ok())
+                })
+                .fold(Totals::default(), |a, b| Totals {
+                    commands: a.commands + b.commands,
+                    bytes: a.bytes + b.bytes,
+                    connections: a.connections + b.connections,
+                    authentications: a.authentications + b.authentications,
+                }),
         }
-        t
     }
 
     /// CPU seconds and RSS of the simulator processes (0 when in process:

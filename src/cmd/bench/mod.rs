@@ -667,8 +667,8 @@ fn figures(
     window: Duration,
     cpu: f64,
     peak: &ProcStat,
-    srv0: (u64, u64, u64, u64),
-    srv1: (u64, u64, u64, u64),
+    srv0: crate::sim::server::Totals,
+    srv1: crate::sim::server::Totals,
 ) -> Report {
     let interval_ms = o.interval.as_millis() as i64;
     let seen = receiver.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -743,10 +743,10 @@ fn figures(
         },
         missing,
         freshness: quantiles(fresh),
-        server_commands_per_host_per_interval: per_host_interval(srv1.0 - srv0.0),
-        server_bytes_per_host_per_interval: per_host_interval(srv1.1 - srv0.1),
-        connections_opened_per_host: srv1.2 as f64 / n as f64,
-        scram_handshakes_per_host: srv1.3 as f64 / n as f64,
+        server_commands_per_host_per_interval: per_host_interval(srv1.commands - srv0.commands),
+        server_bytes_per_host_per_interval: per_host_interval(srv1.bytes - srv0.bytes),
+        connections_opened_per_host: srv1.connections as f64 / n as f64,
+        scram_handshakes_per_host: srv1.authentications as f64 / n as f64,
         receiver_requests: seen.requests,
         receiver_bytes: seen.bytes,
         simulator_cpu_seconds: 0.0,
