@@ -10,16 +10,33 @@ use std::io::{self, BufRead, Read};
 /// not a batch of ours.
 pub const MAX_BODY: usize = 64 << 20;
 
+/// How a request body is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEncoding {
+    Identity,
+    Gzip,
+    Zstd,
+}
+
 /// One request body. `Ok(None)`: the peer closed the connection. An error
 /// of kind `WouldBlock`/`TimedOut` before the first byte is a read timeout
 /// with nothing lost (callers use it to check a stop flag); `InvalidData` is
 /// a body that does not gunzip or is too large.
 pub fn read_body(r: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
+    match read_raw_body(r)? {
+        Some((body, encoding)) => decode_body(body, encoding).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Like [`read_body`], without decompressing: the bytes as sent, and their
+/// encoding, for a receiver that decodes later, off its request path.
+pub fn read_raw_body(r: &mut impl BufRead) -> io::Result<Option<(Vec<u8>, BodyEncoding)>> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
         return Ok(None);
     }
-    let (mut len, mut gzip, mut zstd) = (0usize, false, false);
+    let (mut len, mut encoding) = (0usize, BodyEncoding::Identity);
     loop {
         let mut h = String::new();
         if r.read_line(&mut h)? == 0 {
@@ -32,8 +49,11 @@ pub fn read_body(r: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
         if let Some(v) = h.strip_prefix("content-length:") {
             len = v.trim().parse().unwrap_or(0);
         } else if h.starts_with("content-encoding:") {
-            gzip = h.contains("gzip");
-            zstd = h.contains("zstd");
+            if h.contains("gzip") {
+                encoding = BodyEncoding::Gzip;
+            } else if h.contains("zstd") {
+                encoding = BodyEncoding::Zstd;
+            }
         }
     }
     if len > MAX_BODY {
@@ -41,20 +61,22 @@ pub fn read_body(r: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
-    if gzip {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&body[..])
+    Ok(Some((body, encoding)))
+}
+
+/// Decompresses a body read by [`read_raw_body`].
+pub fn decode_body(body: Vec<u8>, encoding: BodyEncoding) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    match encoding {
+        BodyEncoding::Identity => return Ok(body),
+        BodyEncoding::Gzip => flate2::read::GzDecoder::new(&body[..])
             .read_to_end(&mut out)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        body = out;
-    } else if zstd {
-        let mut out = Vec::new();
-        zstd::stream::read::Decoder::new(&body[..])
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+        BodyEncoding::Zstd => zstd::stream::read::Decoder::new(&body[..])
             .and_then(|mut d| d.read_to_end(&mut out))
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        body = out;
-    }
-    Ok(Some(body))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+    };
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -100,6 +100,33 @@ fn every_server_version_from_3_6_to_8_0_is_monitored_over_one_login() {
                     .and_then(|s| s.outcome.result.as_ref().ok())
                     .unwrap();
                 assert_eq!(ss.get_str("version").unwrap(), version);
+                // Each release line answers with its own capture's sections.
+                let has = |path: &[&str]| {
+                    let mut d = &**ss;
+                    for (i, k) in path.iter().enumerate() {
+                        match d.get(k) {
+                            Ok(Some(bson::RawBsonRef::Document(inner))) => d = inner,
+                            Ok(Some(_)) => return i == path.len() - 1,
+                            _ => return false,
+                        }
+                    }
+                    true
+                };
+                let tickets = ["wiredTiger", "concurrentTransactions"];
+                let queues = ["queues", "execution"];
+                match &version[..3] {
+                    // 3.6.20: no flowControl (4.2+), no electionMetrics.
+                    "3.6" => {
+                        assert!(!has(&["flowControl"]) && has(&tickets) && has(&["opLatencies"]))
+                    }
+                    // 4.0.25 (OTel's capture): no electionMetrics yet.
+                    "4.0" => assert!(!has(&["electionMetrics"]) && has(&["opLatencies"])),
+                    "8.0" => assert!(has(&queues) && !has(&tickets), "{version}"),
+                    _ => assert!(
+                        has(&tickets) && has(&["electionMetrics"]) && !has(&queues),
+                        "{version}"
+                    ),
+                }
                 // Servers before 4.4 do not know `hello`: the monitor falls
                 // back to isMaster and remembers it.
                 let old = version < "4.4";

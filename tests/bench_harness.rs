@@ -19,10 +19,21 @@ fn bench_reports_every_figure_for_a_small_fleet_and_a_peer() {
     std::fs::write(
         &peer,
         "#!/bin/sh\nn=$(wc -l < \"$1\")\n[ \"$2\" = 2 ] || exit 3\n\
-         printf '{\"n_hosts\": %s, \"cpu_seconds_total\": 8.0, \"host_gathers_ok\": 400, \"rss_mib_total\": 300.0}\\n' \"$n\" > \"$4/summary.json\"\n",
+         [ \"$MONGOMON_BENCH_WARMUP_SECS\" = 6 ] || exit 4\n\
+         printf '{\"n_hosts\": %s, \"hosts_reporting\": 29, \"cpu_seconds_total\": 8.0, \"host_gathers_ok\": 400, \"rss_mib_total\": 300.0, \
+         \"window\": {\"cpu_seconds\": 4.0, \"host_gathers_ok\": 150, \"rss_kib_per_host_max\": 12000.0}}\\n' \"$n\" > \"$4/summary.json\"\n",
     )
     .unwrap();
     std::fs::set_permissions(&peer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A peer that answered nothing in time (Percona's /scrapeall past its
+    // breaking point): no ratio, said so.
+    let idle = dir.path().join("idle.sh");
+    std::fs::write(
+        &idle,
+        "#!/bin/sh\nprintf '{\"n_hosts\": 30, \"hosts_reporting\": 0, \"cpu_seconds_total\": 5.0, \"host_gathers_ok\": 0, \"rss_mib_total\": 900.0}\\n' > \"$4/summary.json\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&idle, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let o = common::mongomon_timeout(
         &[
             "bench",
@@ -40,6 +51,8 @@ fn bench_reports_every_figure_for_a_small_fleet_and_a_peer() {
             dir.path().join("work").to_str().unwrap(),
             "--peer",
             &format!("fake={}", peer.display()),
+            "--peer",
+            &format!("idle={}", idle.display()),
         ],
         Duration::from_secs(120),
     );
@@ -53,7 +66,9 @@ fn bench_reports_every_figure_for_a_small_fleet_and_a_peer() {
         "agent CPU s per 1,000 host-samples",
         "lateness p50 / p99 / max",
         "freshness p50 / p99",
-        "vs fake (30 hosts)",
+        "peer fake: hosts reporting                   29 of 30",
+        "mongomon / fake: CPU/host-sample",
+        "mongomon / idle: CPU/host-sample, RSS/host   n/a (collected nothing)",
     ] {
         assert!(out.contains(row), "table row {row}: {out}");
     }
@@ -94,12 +109,12 @@ fn bench_reports_every_figure_for_a_small_fleet_and_a_peer() {
     let p = &r["peers"][0];
     assert_eq!(p["name"], "fake");
     let my_cpu = r["agent"]["cpu_seconds"].as_f64().unwrap() / samples as f64;
+    // The peer's figures of the agent's window, not of its whole run.
     let ratio = p["cpu_per_host_sample_ratio"].as_f64().unwrap();
-    assert!((ratio - my_cpu / (8.0 / 400.0)).abs() < 1e-9, "{p}");
+    assert!((ratio - my_cpu / (4.0 / 150.0)).abs() < 1e-9, "{p}");
     let rss_ratio = p["rss_per_host_ratio"].as_f64().unwrap();
     let mine = r["agent"]["rss_kib_per_host"].as_f64().unwrap();
-    assert!(
-        (rss_ratio - mine / (300.0 * 1024.0 / 30.0)).abs() < 1e-9,
-        "{p}"
-    );
+    assert!((rss_ratio - mine / 12000.0).abs() < 1e-9, "{p}");
+    assert_eq!(r["peers"][1]["name"], "idle");
+    assert!(r["peers"][1]["cpu_per_host_sample_ratio"].is_null(), "{r}");
 }

@@ -180,6 +180,8 @@ fn every_duration_and_size_key_has_an_upper_bound() {
         ("upload", "retry_max_ms"),
         ("upload", "max_retries"),
         ("upload", "max_in_flight"),
+        ("http", "max_concurrent_scrapes"),
+        ("http", "max_request_bytes"),
     ] {
         let var = format!(
             "MONGOMON_{}__{}",

@@ -70,32 +70,62 @@ fn conserved(c: &BTreeMap<String, u64>) -> bool {
 fn each_failure_is_retried_or_dead_lettered_and_counted() {
     let sim = sim_common::start("[[standalone]]\nhost = \"127.0.0.1:0\"\n");
     let host = sim.standalones()[0].to_string();
-    let rcv = Receiver::scripted(|n, _| match n {
-        0 => (500, vec![]),
-        1 => (503, vec![]),
-        2 => (429, vec![("Retry-After".into(), "1".into())]),
-        3 => (204, vec![("x-test-delay-ms".into(), "2500".into())]),
-        4 => (0, vec![]),
-        5 => (204, vec![]),
-        6 => (400, vec![]),
-        _ => (204, vec![]),
+    // From request 6 on, the first batch the receiver has not seen yet is
+    // refused for good (400): a batch still being retried is never the one
+    // refused, whatever order the uploader picks (health overtakes bulk).
+    let seen = std::sync::Mutex::new((BTreeSet::<String>::new(), false));
+    let rcv = Receiver::scripted(move |n, r| {
+        let batch = r
+            .header("x-mongomon-batch-id")
+            .unwrap_or_default()
+            .to_string();
+        let mut seen = seen.lock().unwrap();
+        let new = seen.0.insert(batch);
+        match n {
+            0 => (500, vec![]),
+            1 => (503, vec![]),
+            2 => (429, vec![("Retry-After".into(), "1".into())]),
+            3 => (204, vec![("x-test-delay-ms".into(), "2500".into())]),
+            4 => (0, vec![]),
+            _ if n >= 6 && new && !seen.1 => {
+                seen.1 = true;
+                (400, vec![])
+            }
+            _ => (204, vec![]),
+        }
     });
     let mut agent = Agent::start(&config(&host, &rcv.url(), "", ""));
-    let counters = wait_for("counters after the 400", Duration::from_secs(60), || {
-        last_counters(&rcv.requests())
-            .filter(|c| c["batches_dead_lettered"] == 1 && c["batches_sent"] >= 3)
-    });
-    let reqs = rcv.requests();
-    let id = |i: usize| reqs[i].header("x-mongomon-batch-id").unwrap().to_string();
     // Every batch that met a failure (0..=4; the slow 2xx timed out on our
-    // side, so it is one too) was sent again, under the same id, until a
-    // 2xx. Health batches may overtake the one being retried, by design.
-    for i in 0..=4 {
+    // side, so it is one too) is sent again, under the same id, until a
+    // 2xx. Health batches may overtake the one being retried, by design,
+    // so the counters can report the 400 before the last retry went out:
+    // wait for both (bounded), then check each.
+    let id = |reqs: &[Request], i: usize| {
+        reqs[i]
+            .header("x-mongomon-batch-id")
+            .unwrap_or_default()
+            .to_string()
+    };
+    let retried = |reqs: &[Request], i: usize| {
         // Request 3's 204 came after our timeout, so it does not count.
-        let again = (i + 1..reqs.len())
-            .any(|j| j != 3 && id(j) == id(i) && (200..300).contains(&reqs[j].status));
+        (i + 1..reqs.len())
+            .any(|j| j != 3 && id(reqs, j) == id(reqs, i) && (200..300).contains(&reqs[j].status))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (counters, reqs) = loop {
+        let reqs = rcv.requests();
+        let counters = last_counters(&reqs)
+            .filter(|c| c["batches_dead_lettered"] == 1 && c["batches_sent"] >= 3);
+        let all_retried = reqs.len() > 6 && (0..=4).all(|i| retried(&reqs, i));
+        if (counters.is_some() && all_retried) || std::time::Instant::now() > deadline {
+            break (counters.expect("counters after the 400 within 60 s"), reqs);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let id = |i: usize| id(&reqs, i);
+    for i in 0..=4 {
         assert!(
-            again,
+            retried(&reqs, i),
             "request {i} ({}) was retried to success",
             reqs[i].status
         );
@@ -107,8 +137,12 @@ fn each_failure_is_retried_or_dead_lettered_and_counted() {
         "waited {gap:?} after 429"
     );
     // The 400'd batch is never sent again and sits in the dead-letter file.
-    let refused = id(6);
-    assert!(reqs[7..]
+    let at = reqs
+        .iter()
+        .position(|r| r.status == 400)
+        .expect("one batch refused with 400");
+    let refused = id(at);
+    assert!(reqs[at + 1..]
         .iter()
         .all(|r| r.header("x-mongomon-batch-id") != Some(refused.as_str())));
     let dead = std::fs::read(agent.dir.path().join("spool/rcv/dead-letter.log"))

@@ -8,13 +8,18 @@
       /proc/net/tcp) that are connected to one of the hosts. Appends one JSON
       line per sample to --out.
 
-  peerstat.py scrape  --targets FILE --every SECS --until EPOCH --out FILE
+  peerstat.py scrape  --targets FILE --every SECS --until EPOCH --out FILE [--workers N]
       Every SECS GETs each URL listed in FILE (one per line, 127.0.0.1 only),
-      with a timeout of SECS, and appends one JSON line per GET: status,
-      bytes, samples (non-comment lines), mongodb_up value, seconds.
+      N at a time (default 16), like Prometheus: header
+      X-Prometheus-Scrape-Timeout-Seconds = SECS and a timeout of SECS for the
+      whole GET (body included: a later answer counts as timed out). Appends
+      one JSON line per GET: status, bytes, samples (non-comment lines),
+      mongodb_up value, the instances whose `mongodb_up{instance=...}` is 1
+      (Percona's /scrapeall), seconds.
 
   peerstat.py summary --peer NAME --samples FILE [--scrapes FILE]
-                      [--telegraf-output FILE] [--log FILE ...] --hosts FILE
+                      [--telegraf-output FILE] [--otlp-json FILE]
+                      [--otel-telemetry FILE] [--log FILE ...] --hosts FILE
                       --interval SECS --duration SECS --out FILE
       Writes the JSON summary and prints a one-line one.
 
@@ -23,6 +28,7 @@ Standard library only; every loop is bounded by --until.
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -113,42 +119,101 @@ def cmd_sample(a):
             time.sleep(max(0.0, a.every - (time.time() - t0)))
 
 
-def scrape_one(url, timeout):
-    rec = {"t": time.time(), "url": url}
+UP_RE = re.compile(rb'^mongodb_up(?:\{([^}\n]*)\})? (\S+)', re.M)
+NAME_RE = re.compile(rb'^([a-zA-Z_:][a-zA-Z0-9_:]*)', re.M)
+INSTANCE_RE = re.compile(rb'instance="([^"]*)"')
+
+
+def scrape_one(url, timeout, header_secs=None):
+    """One GET with a deadline of `timeout` seconds for the whole answer. The
+    body is read in 1 MiB chunks and only counted (regexes over each chunk),
+    so a /scrapeall of 100 MB neither sits in memory nor makes this reader
+    the bottleneck. ttfb_secs: until the status line and headers arrived
+    (Percona's handler gathers every target before it writes a byte)."""
+    t0 = time.time()
+    deadline = t0 + timeout
+    rec = {"t": t0, "url": url}
+    samples = nbytes = mongodb_samples = 0
+    names = {}
+    up_value = None
+    up_hosts = []
+
+    def count(buf):
+        nonlocal samples, mongodb_samples, up_value
+        for n in NAME_RE.findall(buf):
+            names[n] = names.get(n, 0) + 1
+        for lab, v in UP_RE.findall(buf):
+            inst = INSTANCE_RE.search(lab)
+            if inst:
+                if float(v) == 1.0:
+                    up_hosts.append(inst.group(1).decode())
+            elif up_value is None:
+                up_value = float(v)
+
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            body = r.read()
+        # Percona's /scrapeall parses the header with strconv.Atoi: an integer.
+        hs = header_secs if header_secs else timeout
+        req = urllib.request.Request(url, headers={"X-Prometheus-Scrape-Timeout-Seconds": "%d" % max(1, int(hs))})
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             rec["status"] = r.status
+            rec["ttfb_secs"] = round(time.time() - t0, 4)
+            rest = b""
+            while True:
+                chunk = r.read(1 << 20)
+                if not chunk:
+                    break
+                nbytes += len(chunk)
+                buf = rest + chunk
+                cut = buf.rfind(b"\n") + 1
+                rest = buf[cut:]
+                count(buf[:cut])
+                if time.time() > deadline:
+                    raise TimeoutError("answer not complete within %gs" % timeout)
+            count(rest)
+        if time.time() > deadline:
+            raise TimeoutError("answer not complete within %gs" % timeout)
     except Exception as e:  # noqa: BLE001 - any failure is a failed scrape
-        body = b""
         rec["status"] = getattr(e, "code", 0) or 0
-        rec["error"] = str(e)[:200]
-    text = body.decode("utf-8", "replace")
-    lines = [l for l in text.splitlines() if l and not l.startswith("#")]
-    names = [re.split(r"[{ ]", l, 1)[0] for l in lines]
-    up = [l for l in lines if l.startswith("mongodb_up")]
-    rec["bytes"] = len(body)
-    rec["samples"] = len(lines)
-    rec["families"] = len(set(names))
-    rec["mongodb_families"] = len({n for n in names if n.startswith("mongodb_")})
-    rec["mongodb_samples"] = sum(1 for n in names if n.startswith("mongodb_"))
-    rec["mongodb_up"] = float(up[0].split()[-1]) if up else None
-    rec["secs"] = round(time.time() - rec["t"], 4)
+        rec["error"] = (type(e).__name__ + ": " + str(e))[:200]
+    samples = sum(names.values())
+    mongodb_samples = sum(c for n, c in names.items() if n.startswith(b"mongodb_"))
+    rec["bytes"] = nbytes
+    rec["samples"] = samples
+    rec["families"] = len(names)
+    rec["mongodb_families"] = sum(1 for n in names if n.startswith(b"mongodb_"))
+    rec["mongodb_samples"] = mongodb_samples
+    rec["mongodb_up"] = up_value
+    if up_hosts:
+        rec["up_hosts"] = up_hosts
+    rec["secs"] = round(time.time() - t0, 4)
     return rec
 
 
 def cmd_scrape(a):
-    """Like Prometheus: every target once per interval, concurrently (16 at a time)."""
+    """Like Prometheus: every target once per interval, concurrently (16 at a
+    time). The exporter is told the interval (X-Prometheus-Scrape-Timeout-
+    Seconds); the client waits --timeout (default: the interval) for the
+    answer, so that a study can see how long a late answer really takes; a
+    scrape counts as ok only when complete within the interval (summary).
+    Rounds are on the grid --start + k * interval (like a ticker: a round
+    that overruns skips the ticks it missed), and a round starts only when
+    its interval ends by --until, so DURATION / INTERVAL rounds fit (the
+    caller waits for the last one to finish)."""
     from concurrent.futures import ThreadPoolExecutor
 
     targets = read_lines(a.targets)
-    with open(a.out, "a") as out, ThreadPoolExecutor(max_workers=16) as pool:
-        while time.time() < a.until:
-            t0 = time.time()
-            for rec in pool.map(lambda u: scrape_one(u, a.every), targets):
+    wait = a.timeout if a.timeout else a.every
+    start = a.start if a.start else time.time()
+    k = 0
+    with open(a.out, "a") as out, ThreadPoolExecutor(max_workers=a.workers) as pool:
+        while start + (k + 1) * a.every <= a.until + 0.01:
+            time.sleep(max(0.0, start + k * a.every - time.time()))
+            for rec in pool.map(lambda u: scrape_one(u, wait, a.every), targets):
+                rec["round"] = k
+                rec["in_time"] = rec.get("status") == 200 and rec["secs"] <= a.every
                 out.write(json.dumps(rec) + "\n")
-            out.flush()
-            time.sleep(max(0.0, min(a.until - time.time(), a.every - (time.time() - t0))))
+                out.flush()
+            k = max(k + 1, int(math.ceil((time.time() - start) / a.every - 1e-6)))
 
 
 def load_jsonl(path):
@@ -177,7 +242,15 @@ def log_counts(paths):
                     is_warn = (" W! " in line) or ('"level":"warn' in low) or ("level=warn" in low)
                     if is_err:
                         errors += 1
-                        key = re.sub(r"\d+", "N", line.strip())[-160:]
+                        key = line.strip()
+                        if key.startswith("{"):
+                            # JSON logs (the collector): message and error, not the stack trace
+                            try:
+                                d = json.loads(key)
+                                key = "%s: %s" % (d.get("msg", ""), str(d.get("error", ""))[:120])
+                            except ValueError:
+                                pass
+                        key = re.sub(r"\d+", "N", key)[-160:]
                         examples[key] = examples.get(key, 0) + 1
                     elif is_warn:
                         warnings += 1
@@ -185,6 +258,11 @@ def log_counts(paths):
             pass
     top = sorted(examples.items(), key=lambda kv: -kv[1])[:5]
     return errors, warnings, [{"count": c, "line": l} for l, c in top]
+
+
+# Start times (epoch seconds) of the host gathers the last parse found, for
+# the measured window of the summary.
+GATHER_TIMES = []
 
 
 def parse_lp(path):
@@ -217,12 +295,105 @@ def parse_lp(path):
                 if name == "mongodb":
                     hs["mongodb_points"] += 1
                     hs["mongodb_fields"] = len(names)
+                    try:
+                        GATHER_TIMES.append(int(ts) / 1e9)
+                    except ValueError:
+                        pass
                 stamps.add(ts)
                 points += 1
                 fields_total += len(names)
     except OSError:
         pass
     return meas, hosts, stamps, points, fields_total
+
+
+def _attr(v):
+    """An OTLP JSON AnyValue -> its Python value."""
+    for k in ("stringValue", "intValue", "doubleValue", "boolValue"):
+        if k in v:
+            return v[k]
+    return None
+
+
+def parse_otlp_json(path, hostset):
+    """The file exporter's OTLP JSON lines. A host gather is a distinct
+    (server.address:server.port, timeUnixNano) pair: the mongodb receiver
+    stamps every point of one scrape of one host with the same time, and puts
+    the host's address (from serverStatus.host) on every resource."""
+    gathers = {}  # (host, ts) -> [datapoints, set of metric names, resources]
+    lines = points = metrics = 0
+    names_all = set()
+    try:
+        f = open(path, errors="replace")
+    except OSError:
+        f = None
+    if f:
+        with f:
+            for line in f:
+                try:
+                    doc = json.loads(line)
+                except ValueError:
+                    continue
+                lines += 1
+                for rm in doc.get("resourceMetrics", []):
+                    attrs = {a["key"]: _attr(a.get("value", {})) for a in rm.get("resource", {}).get("attributes", [])}
+                    host = "%s:%s" % (attrs.get("server.address"), attrs.get("server.port"))
+                    seen = set()
+                    for sm in rm.get("scopeMetrics", []):
+                        for m in sm.get("metrics", []):
+                            metrics += 1
+                            names_all.add(m.get("name"))
+                            for kind in ("gauge", "sum", "histogram", "summary", "exponentialHistogram"):
+                                for dp in m.get(kind, {}).get("dataPoints", []):
+                                    g = gathers.setdefault((host, dp.get("timeUnixNano")), [0, set(), 0])
+                                    g[0] += 1
+                                    g[1].add(m.get("name"))
+                                    if (host, dp.get("timeUnixNano")) not in seen:
+                                        seen.add((host, dp.get("timeUnixNano")))
+                                        g[2] += 1
+                                    points += 1
+    ok = {k: v for k, v in gathers.items() if k[0] in hostset and v[0] > 0}
+    for (_, ts) in ok:
+        try:
+            GATHER_TIMES.append(int(ts) / 1e9)
+        except (TypeError, ValueError):
+            pass
+    per_host = {}
+    for (h, _), v in ok.items():
+        per_host[h] = per_host.get(h, 0) + 1
+    dps = [v[0] for v in ok.values()]
+    mets = [len(v[1]) for v in ok.values()]
+    return {
+        "export_lines": lines,
+        "host_gathers_ok": len(ok),
+        "hosts_reporting": len(per_host),
+        "gathers_per_host_min": min((per_host.get(h, 0) for h in hostset), default=0),
+        "gathers_per_host_max": max(per_host.values(), default=0),
+        "points_total": points,
+        "metrics_total": metrics,
+        "metric_names": len(names_all),
+        "datapoints_per_host_gather": round(sum(dps) / len(dps), 1) if dps else 0,
+        "datapoints_per_host_gather_min": min(dps, default=0),
+        "datapoints_per_host_gather_max": max(dps, default=0),
+        "metrics_per_host_gather": round(sum(mets) / len(mets), 1) if mets else 0,
+        "metrics_per_host_gather_min": min(mets, default=0),
+        "metrics_per_host_gather_max": max(mets, default=0),
+        "resources_per_host_gather": round(sum(v[2] for v in ok.values()) / len(ok), 1) if ok else 0,
+        "points_outside_hosts": sum(v[0] for k, v in gathers.items() if k[0] not in hostset),
+    }
+
+
+def parse_prom_totals(path):
+    """Prometheus text -> {metric name: sum over its series} (otelcol's own telemetry)."""
+    out = {}
+    for line in read_lines(path):
+        try:
+            name = re.split(r"[{ ]", line, 1)[0]
+            out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+        except (ValueError, IndexError):
+            continue
+    return {k: round(v, 3) for k, v in sorted(out.items())
+            if k.startswith(("otelcol_receiver_", "otelcol_scraper_", "otelcol_exporter_sent", "otelcol_exporter_send_failed"))}
 
 
 def cmd_summary(a):
@@ -267,15 +438,68 @@ def cmd_summary(a):
     }
     if a.scrapes:
         sc = load_jsonl(a.scrapes)
-        ok = [s for s in sc if s.get("status") == 200 and s.get("mongodb_up") == 1.0]
+        hostset = set(hosts)
+        multi = any("up_hosts" in s or s.get("url", "").endswith("/scrapeall") for s in sc)
+        def in_time(s):
+            # HTTP 200 with the whole answer within the interval (Prometheus'
+            # scrape_timeout = interval); older scrape files lack in_time.
+            return s.get("status") == 200 and s.get("secs", 0) <= a.interval
+        if multi:
+            # Percona's /scrapeall: one GET answers for every host; ok = in
+            # time; a host answered in an ok scrape when its
+            # mongodb_up{instance="HOST"} is 1 (a late or cut answer counts
+            # for no host: Prometheus would drop it whole).
+            ok = [s for s in sc if in_time(s)]
+            per = [len(hostset.intersection(s.get("up_hosts", []))) for s in ok]
+            up_ever = {h for s in ok for h in s.get("up_hosts", [])} & hostset
+            out["scrape_mode"] = "scrapeall"
+            out["host_gathers_ok"] = sum(per)
+            out["hosts_reporting"] = len(up_ever)
+            for s_, c in zip(ok, per):
+                GATHER_TIMES.extend([s_["t"]] * c)
+            out["hosts_up_per_scrape_min"] = min(per, default=0)
+            out["hosts_up_per_scrape_max"] = max(per, default=0)
+            out["hosts_never_up"] = len(hostset - up_ever)
+            out["hosts_never_up_examples"] = sorted(hostset - up_ever)[:10]
+            # what late answers held (PERCONA_SCRAPE_TIMEOUT > interval)
+            late = [s for s in sc if s.get("status") == 200 and not in_time(s)]
+            out["scrapes_late"] = len(late)
+            out["hosts_up_per_late_scrape_max"] = max(
+                (len(hostset.intersection(s.get("up_hosts", []))) for s in late), default=0)
+        else:
+            # One GET per host (/metrics of its own exporter, or /scrape?target=).
+            ok = [s for s in sc if in_time(s) and s.get("mongodb_up") == 1.0]
+            out["scrape_mode"] = "per_host"
+            out["host_gathers_ok"] = len(ok)
+            out["hosts_reporting"] = len({s.get("url") for s in ok})
+            GATHER_TIMES.extend(s_["t"] for s_ in ok)
+        # one per host per interval that started within the run
+        out["host_gathers_expected"] = n * int(math.ceil(a.duration / a.interval))
         out["scrapes_total"] = len(sc)
         out["scrapes_ok"] = len(ok)
         out["scrapes_failed"] = len(sc) - len(ok)
+        out["scrape_errors"] = sorted({re.sub(r"\d+", "N", s["error"]) for s in sc if s.get("error")})[:5]
         out["samples_total"] = sum(s["samples"] for s in sc)
         out["bytes_total"] = sum(s["bytes"] for s in sc)
-        out["samples_per_scrape_per_host"] = round(out["samples_total"] / len(sc), 1) if sc else 0
+        out["samples_per_scrape"] = round(out["samples_total"] / len(sc), 1) if sc else 0
+        good = sum(s["mongodb_samples"] for s in ok)
+        out["mongodb_samples_per_host_gather"] = round(good / out["host_gathers_ok"], 1) if out["host_gathers_ok"] else 0
+        out["values_per_host_gather"] = out["mongodb_samples_per_host_gather"]
+        # kept for the older summaries' readers (per_host mode: the same figure)
+        out["samples_per_scrape_per_host"] = (
+            round(out["samples_total"] / len(sc) / max(1, n), 1) if multi else out["samples_per_scrape"])
         out["mongodb_families_per_scrape"] = max((s.get("mongodb_families", 0) for s in sc), default=0)
-        out["scrape_secs_max"] = max((s.get("secs", 0) for s in sc), default=0)
+        secs = sorted(s.get("secs", 0) for s in sc)
+        out["scrape_secs_max"] = secs[-1] if secs else 0
+        out["scrape_secs_p50"] = secs[len(secs) // 2] if secs else 0
+        ttfb = sorted(s["ttfb_secs"] for s in sc if "ttfb_secs" in s)
+        out["scrape_ttfb_secs_max"] = ttfb[-1] if ttfb else None
+        out["scrape_ttfb_secs_p50"] = ttfb[len(ttfb) // 2] if ttfb else None
+    if a.otlp_json:
+        out.update(parse_otlp_json(a.otlp_json, set(hosts)))
+        out["values_per_host_gather"] = out["datapoints_per_host_gather"]
+    if a.otel_telemetry:
+        out["otelcol_telemetry"] = parse_prom_totals(a.otel_telemetry)
     if a.telegraf_output:
         meas, per_host, stamps, points, fields_total = parse_lp(a.telegraf_output)
         out["gathers_flushed"] = len(stamps)
@@ -288,10 +512,41 @@ def cmd_summary(a):
         out["mongodb_fields_per_host_min"] = min((h.get("mongodb_fields", 0) for h in per_host.values()), default=0)
         out["mongodb_fields_per_host_max"] = max((h.get("mongodb_fields", 0) for h in per_host.values()), default=0)
         out["fields_per_host_per_gather"] = round(fields_total / max(1, sum(mp)), 1)
+        out["values_per_host_gather"] = out["fields_per_host_per_gather"]
+    gathers = out.get("host_gathers_ok")
+    out["cpu_seconds_per_1000_host_gathers"] = (
+        round(1000.0 * cpu_total / gathers, 3) if gathers else None)
+    if a.warmup > 0 and samples:
+        # The measured window, as `mongomon bench` measures the agent: from
+        # WARMUP seconds after the start (the peer's start-up and first
+        # gathers excluded) to the end. CPU from the samples at both ends;
+        # host gathers that started inside; the RSS peak inside.
+        t_first = samples[0]["t"]
+        inside = [s for s in samples if s["t"] >= t_first + a.warmup]
+        if len(inside) >= 2:
+            w0, w1 = inside[0], inside[-1]
+            cpu_at = lambda s: sum(p["cpu_s"] for p in s["procs"])  # noqa: E731
+            wcpu = cpu_at(w1) - cpu_at(w0)
+            # Gathers on the grid inside the window, with half an interval
+            # of tolerance for start-up offsets: [w0 - I/2, w1 - I/2).
+            half = a.interval / 2.0
+            wg = sum(1 for t in GATHER_TIMES if w0["t"] - half <= t < w1["t"] - half)
+            wsecs = w1["t"] - w0["t"]
+            out["window"] = {
+                "warmup_s": a.warmup,
+                "secs": round(wsecs, 2),
+                "cpu_seconds": round(wcpu, 3),
+                "cores": round(wcpu / wsecs, 4) if wsecs > 0 else None,
+                "host_gathers_ok": wg,
+                "host_gathers_expected": int(n * round(wsecs / a.interval)),
+                "cpu_seconds_per_1000_host_gathers": round(1000.0 * wcpu / wg, 3) if wg else None,
+                "rss_mib_max": round(max(sum(p["rss_kb"] for p in s["procs"]) for s in inside) / 1024.0, 2),
+                "rss_kib_per_host_max": round(max(sum(p["rss_kb"] for p in s["procs"]) for s in inside) / max(1, n), 1),
+            }
     with open(a.out, "w") as f:
         json.dump(out, f, indent=2)
         f.write("\n")
-    ok = out.get("scrapes_ok", out.get("host_gathers_ok"))
+    ok = out.get("host_gathers_ok", out.get("scrapes_ok"))
     print(
         "%s N=%d %ds/%ds: cpu %.2fs (%.1f%% of a core), rss %.1f MiB (%.2f/host), %d threads, "
         "%.2f sockets/host, ok=%s errors=%d, points=%s"
@@ -317,15 +572,26 @@ def main():
     s.add_argument("--every", type=float, default=10.0)
     s.add_argument("--until", type=float, required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--workers", type=int, default=16)
+    s.add_argument("--start", type=float, default=0.0,
+                   help="epoch seconds of the first round (default: now)")
+    s.add_argument("--timeout", type=float, default=0.0,
+                   help="seconds the client waits for an answer (default: --every)")
     s = sub.add_parser("summary")
     s.add_argument("--peer", required=True)
     s.add_argument("--samples", required=True)
     s.add_argument("--scrapes")
     s.add_argument("--telegraf-output")
+    s.add_argument("--otlp-json")
+    s.add_argument("--otel-telemetry")
     s.add_argument("--log", action="append")
     s.add_argument("--hosts", required=True)
     s.add_argument("--interval", type=float, required=True)
     s.add_argument("--duration", type=float, required=True)
+    s.add_argument("--warmup", type=float,
+                   default=float(os.environ.get("MONGOMON_BENCH_WARMUP_SECS", "0") or 0),
+                   help="seconds excluded at the start for the `window` figures "
+                        "(default: $MONGOMON_BENCH_WARMUP_SECS, else none)")
     s.add_argument("--out", required=True)
     a = p.parse_args()
     {"sample": cmd_sample, "scrape": cmd_scrape, "summary": cmd_summary}[a.cmd](a)

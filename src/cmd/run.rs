@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use crate::actors::supervisor::{ReloadSource, Supervisor};
 use crate::cli::{adjust_level, ConfigArgs};
 use crate::config::{self, RawConfig, Settings};
+use crate::listener::AgentView;
 use crate::stats::AgentStats;
 
 /// Validates the configuration, refuses root (after validation, so an
@@ -75,10 +76,25 @@ fn run(
     };
     let sys = actix_rt::System::new();
     let stats = std::sync::Arc::new(AgentStats::default());
+    // The listener binds before any host is sampled: an address in use or a
+    // bad certificate stops the start with the key to fix.
+    let view = if settings.http.enabled {
+        let view = AgentView::new(&settings.agent.name, stats.clone());
+        crate::listener::start(&settings.http, view.clone(), &log)?;
+        Some(view)
+    } else {
+        None
+    };
     let sig_log = log.clone();
     sys.block_on(async move {
         match Supervisor::new(settings, Some(reload), log.clone(), Some(handle), stats) {
-            Ok(sup) => crate::signals::install(sup.start(), sig_log),
+            Ok(sup) => {
+                let sup = match view {
+                    Some(v) => sup.with_view(v),
+                    None => sup,
+                };
+                crate::signals::install(sup.start(), sig_log)
+            }
             Err(e) => {
                 slog::crit!(log, "Cannot open the spool; not starting. Fix agent.spool_dir (or its permissions), or set it to \"\" to keep batches in memory only."; "error" => e.to_string());
                 eprintln!("mongomon: {e}; fix agent.spool_dir (or its permissions), or set it to \"\" to keep batches in memory only");

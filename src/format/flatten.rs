@@ -9,66 +9,57 @@
 //! is read before its value, so a string or an array is skipped without
 //! being decoded.
 
-use bson::spec::ElementType;
 use bson::{RawBsonRef, RawDocument};
 
-/// A numeric leaf value.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Number {
-    Int(i64),
-    Float(f64),
-}
+pub use crate::wire::raw::Number;
+use crate::wire::raw::{self, kind};
 
 /// Calls `emit(name, value)` for every numeric leaf of `doc`, depth first,
 /// in document order. `prefix` is prepended (with `_`) when not empty.
 pub fn flatten(doc: &RawDocument, prefix: &str, emit: &mut dyn FnMut(&str, Number)) {
     let mut name = String::with_capacity(64);
     name.push_str(prefix);
-    walk(doc, &mut name, emit, 0);
+    walk(doc.as_bytes(), &mut name, emit, 0);
 }
 
 /// Deeper documents than this are not worth a metric name and would only
 /// make a hostile reply expensive.
 const MAX_DEPTH: usize = 12;
 
-fn walk(doc: &RawDocument, name: &mut String, emit: &mut dyn FnMut(&str, Number), depth: usize) {
+fn walk(doc: &[u8], name: &mut String, emit: &mut dyn FnMut(&str, Number), depth: usize) {
     if depth > MAX_DEPTH {
         return;
     }
-    for el in doc.iter_elements() {
-        // Replies are validated when they arrive; a broken element ends
-        // this document's walk rather than the sample.
+    // Replies are validated when they arrive; a broken element ends this
+    // document's walk rather than the sample.
+    let Ok(elements) = raw::elements(doc) else {
+        return;
+    };
+    for el in elements {
         let Ok(el) = el else { return };
-        let kind = el.element_type();
-        let nested = kind == ElementType::EmbeddedDocument;
+        // The type byte decides before anything else is read: strings,
+        // arrays, dates and ids are passed over untouched.
+        let nested = el.kind == kind::DOCUMENT;
         if !nested
             && !matches!(
-                kind,
-                ElementType::Int32
-                    | ElementType::Int64
-                    | ElementType::Double
-                    | ElementType::Boolean
+                el.kind,
+                kind::INT32 | kind::INT64 | kind::DOUBLE | kind::BOOLEAN
             )
         {
             continue;
         }
-        let key = el.key();
-        if key.starts_with('$') {
+        if el.key.first() == Some(&b'$') {
             continue;
         }
         let len = name.len();
         if !name.is_empty() {
             name.push('_');
         }
-        push_sanitized(name, key);
-        match el.value() {
-            Ok(RawBsonRef::Document(inner)) => walk(inner, name, emit, depth + 1),
-            Ok(v) => {
-                if let Some(n) = raw_number(v) {
-                    emit(name, n);
-                }
-            }
-            Err(_) => {}
+        push_sanitized_bytes(name, el.key);
+        if nested {
+            walk(el.value, name, emit, depth + 1);
+        } else if let Some(n) = el.number() {
+            emit(name, n);
         }
         name.truncate(len);
     }
@@ -88,16 +79,48 @@ pub fn raw_number(value: RawBsonRef<'_>) -> Option<Number> {
 /// Keeps `[A-Za-z0-9_]` and maps everything else to `_`, so names survive
 /// every receiver (Prometheus is the strictest).
 pub fn push_sanitized(out: &mut String, key: &str) {
-    // Nearly every key is clean already: copy it whole.
-    if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        out.push_str(key);
+    push_sanitized_bytes(out, key.as_bytes())
+}
+
+/// Each byte as it appears in a series name: `[A-Za-z0-9_]` as itself,
+/// anything else as `_`.
+const fn name_table() -> [u8; 256] {
+    let mut t = [b'_'; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            t[b] = c;
+        }
+        b += 1;
+    }
+    t
+}
+static NAME_BYTE: [u8; 256] = name_table();
+
+/// [`push_sanitized`] for a key as raw bytes (UTF-8, as checked on
+/// arrival): one `_` per character that is not `[A-Za-z0-9_]`, so a
+/// multi-byte character counts once, as in a walk over `chars()`.
+pub fn push_sanitized_bytes(out: &mut String, key: &[u8]) {
+    // SAFETY: only ASCII bytes are appended (NAME_BYTE maps every byte to
+    // one of `[A-Za-z0-9_]`), so the String stays UTF-8. This runs for
+    // every key of every reply, a third of them WiredTiger's with spaces
+    // in them: one branch-free mapping pass from the key into the name
+    // beats a checked conversion, a push per byte, and a copy mapped in
+    // place afterwards (profiles).
+    let v = unsafe { out.as_mut_vec() };
+    if key.is_ascii() {
+        // A mapped slice iterator has an exact length: no capacity check
+        // per byte.
+        v.extend(key.iter().map(|&b| NAME_BYTE[b as usize]));
         return;
     }
-    for c in key.chars() {
-        if c.is_ascii_alphanumeric() || c == '_' {
-            out.push(c);
-        } else {
-            out.push('_');
+    v.reserve(key.len());
+    for &b in key {
+        // A UTF-8 continuation byte (0b10xx_xxxx) belongs to the character
+        // already mapped to `_`.
+        if b & 0xC0 != 0x80 {
+            v.push(NAME_BYTE[b as usize]);
         }
     }
 }
@@ -137,5 +160,17 @@ mod tests {
                 ("flag".into(), Number::Int(1)),
             ]
         );
+    }
+
+    #[test]
+    fn non_ascii_keys_map_each_character_to_one_underscore() {
+        let d = doc! {"héllo wörld": 1, "日本": {"x": 2.5}, "ok": 1};
+        let got = collect(&d);
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["h_llo_w_rld", "___x", "ok"]);
+        // The same mapping as over `chars()`.
+        let mut by_chars = String::new();
+        push_sanitized(&mut by_chars, "日本");
+        assert_eq!(by_chars, "__");
     }
 }

@@ -43,11 +43,11 @@ impl Points for Lines<'_> {
         self.start = self.out.len();
         self.fields = 0;
         self.ts = ts;
-        escape(self.out, measurement, b", ");
+        escape(self.out, measurement, &MEASUREMENT);
     }
 
     fn append_measurement(&mut self, more: &str) {
-        escape(self.out, more, b", ");
+        escape(self.out, more, &MEASUREMENT);
     }
 
     fn tag(&mut self, key: &str, value: &str) {
@@ -56,27 +56,21 @@ impl Points for Lines<'_> {
             return;
         }
         self.out.push(b',');
-        escape(self.out, key, b",= ");
+        escape(self.out, key, &KEY);
         self.out.push(b'=');
-        escape(self.out, value, b",= ");
+        escape(self.out, value, &KEY);
     }
 
     fn field(&mut self, key: &str, value: Number) {
-        self.out.push(if self.fields == 0 { b' ' } else { b',' });
-        self.fields += 1;
-        escape(self.out, key, b",= ");
-        self.out.push(b'=');
-        match value {
-            Number::Int(i) => {
-                self.out
-                    .extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
-                self.out.push(b'i');
-            }
-            // Writing into a Vec cannot fail.
-            Number::Float(f) => {
-                let _ = write!(self.out, "{f}");
-            }
-        }
+        self.field_start();
+        escape(self.out, key, &KEY);
+        self.field_value(value);
+    }
+
+    fn field_sanitized(&mut self, key: &str, value: Number) {
+        self.field_start();
+        self.out.extend_from_slice(key.as_bytes());
+        self.field_value(value);
     }
 
     fn end(&mut self) {
@@ -91,18 +85,56 @@ impl Points for Lines<'_> {
     }
 }
 
-/// Backslash-escapes the given special bytes; newlines, which line protocol
-/// cannot carry at all, become spaces (escaped as well).
-fn escape(out: &mut Vec<u8>, s: &str, special: &[u8]) {
-    let plain = |b: &u8| !(special.contains(b) || matches!(b, b'\\' | b'\n' | b'\r'));
+/// Which bytes need a backslash (or, for newlines, a replacement) in a
+/// measurement (`,` and space) and in a tag or field key or tag value
+/// (also `=`), as lookup tables: names are checked byte by byte for every
+/// field of every sample.
+const fn special_table(extra_eq: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    t[b',' as usize] = true;
+    t[b' ' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[b'=' as usize] = extra_eq;
+    t
+}
+static MEASUREMENT: [bool; 256] = special_table(false);
+static KEY: [bool; 256] = special_table(true);
+
+impl Lines<'_> {
+    fn field_start(&mut self) {
+        self.out.push(if self.fields == 0 { b' ' } else { b',' });
+        self.fields += 1;
+    }
+
+    fn field_value(&mut self, value: Number) {
+        self.out.push(b'=');
+        match value {
+            Number::Int(i) => {
+                self.out
+                    .extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+                self.out.push(b'i');
+            }
+            // Writing into a Vec cannot fail.
+            Number::Float(f) => {
+                let _ = write!(self.out, "{f}");
+            }
+        }
+    }
+}
+
+/// Backslash-escapes the special bytes of `table`; newlines, which line
+/// protocol cannot carry at all, become spaces (escaped as well).
+fn escape(out: &mut Vec<u8>, s: &str, table: &[bool; 256]) {
     // Flattened field names never need escaping: copy them whole.
-    if s.as_bytes().iter().all(plain) {
+    if !s.bytes().any(|b| table[b as usize]) {
         out.extend_from_slice(s.as_bytes());
         return;
     }
     for &b in s.as_bytes() {
         let b = if b == b'\n' || b == b'\r' { b' ' } else { b };
-        if special.contains(&b) || b == b'\\' {
+        if table[b as usize] {
             out.push(b'\\');
         }
         out.push(b);
@@ -224,15 +256,29 @@ mod tests {
                 {"name": "a:1", "health": 1.0, "state": 1, "stateStr": "PRIMARY", "optimeDate": t(10_000), "self": true},
                 {"name": "b:1", "health": 1.0, "state": 2, "stateStr": "SECONDARY", "optimeDate": t(7_500)},
                 {"name": "c:1", "health": 0.0, "state": 8, "stateStr": "(not reachable/healthy)"},
+                // Unreachable members report the epoch as their optime.
+                {"name": "d:1", "health": 0.0, "state": 8, "stateStr": "(not reachable/healthy)", "optimeDate": t(0)},
+                {"name": "e:1", "health": 0, "state": 6, "stateStr": "UNKNOWN", "optimeDate": t(5_000)},
             ]}),
         });
         let out = text(&s);
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines.len(), 4, "{out}");
+        assert_eq!(lines.len(), 6, "{out}");
         assert!(lines[0].starts_with("mongodb_replset,") && lines[0].contains(" myState=1i "));
         assert!(lines[1].contains("member=a:1,member_state=PRIMARY health=1,state=1i,self=1i,optime_seconds=10,lag_seconds=0 "));
         assert!(lines[2].contains("lag_seconds=2.5 "), "{}", lines[2]);
         assert!(lines[3].contains("member_state=(not\\ reachable/healthy) health=0,state=8i "));
+        // No 57-year lag for the epoch, and no lag for an unhealthy member.
+        assert!(
+            !lines[4].contains("optime_seconds") && !lines[4].contains("lag_seconds"),
+            "{}",
+            lines[4]
+        );
+        assert!(
+            lines[5].contains("optime_seconds=5 ") && !lines[5].contains("lag_seconds"),
+            "{}",
+            lines[5]
+        );
     }
 
     #[test]

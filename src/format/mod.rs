@@ -8,10 +8,13 @@
 //!   when the batch is cut).
 //! - [`vm_import`]: JSON lines in VictoriaMetrics' import schema (the
 //!   numeric part only).
+//! - [`exposition`]: the Prometheus text format and OpenMetrics, for the
+//!   listener's `/metrics` (same series as remote-write).
 //! - [`points`]: the sample → points walk the numeric formats share.
 //! - [`select`]: `[collect]`'s choice of reply fields (profile, include,
 //!   exclude), applied by that walk.
 
+pub mod exposition;
 pub mod flatten;
 pub mod influx;
 pub mod json;

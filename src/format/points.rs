@@ -25,6 +25,11 @@ pub trait Points {
     /// Adds a tag; empty values are left out (no format can carry them).
     fn tag(&mut self, key: &str, value: &str);
     fn field(&mut self, key: &str, value: Number);
+    /// A field whose key is a flattened name (only `[A-Za-z0-9_]`), which
+    /// a writer may copy without escaping.
+    fn field_sanitized(&mut self, key: &str, value: Number) {
+        self.field(key, value)
+    }
     /// Ends the point; a point without fields writes nothing.
     fn end(&mut self);
 }
@@ -64,7 +69,7 @@ pub fn encode<P: Points>(sample: &Sample, sel: &mut Selection, out: &mut P) {
                 }
                 flatten(doc, "", &mut |name, value| {
                     if sel.keeps("mongodb_dbstats", name) {
-                        out.field(name, value)
+                        out.field_sanitized(name, value)
                     }
                 });
                 out.end();
@@ -134,7 +139,7 @@ fn reply_line<P: Points>(
     labels(out, sample);
     let mut keep = |name: &str, value| {
         if sel.keeps(measurement, name) {
-            out.field(name, value)
+            out.field_sanitized(name, value)
         }
     };
     flatten(doc, "", &mut keep);
@@ -170,7 +175,7 @@ fn buildinfo_line<P: Points>(
     }
     flatten(doc, "", &mut |name, value| {
         if sel.keeps("mongodb_buildinfo", name) {
-            out.field(name, value)
+            out.field_sanitized(name, value)
         }
     });
     out.end();
@@ -215,10 +220,16 @@ fn replset_members<P: Points>(sample: &Sample, doc: &RawDocument, ts: i128, out:
         if let Ok(Some(RawBsonRef::Boolean(s))) = member.get("self") {
             out.field("self", Number::Int(s as i64));
         }
-        if let Some(ms) = optime_ms(member) {
+        // A member the reporting node cannot reach shows the epoch as its
+        // optime (mongod does so too): no lag of 57 years, just no lag.
+        let health = member.get("health").ok().flatten().and_then(raw_number);
+        let reachable = !matches!(health, Some(Number::Int(0)) | Some(Number::Float(0.0)));
+        if let Some(ms) = optime_ms(member).filter(|ms| *ms > 0) {
             out.field("optime_seconds", Number::Float(ms as f64 / 1000.0));
             let is_arbiter = member.get_str("stateStr").ok() == Some("ARBITER");
-            if let (Some(p), false) = (primary_optime, is_arbiter) {
+            if let (Some(p), false, true) =
+                (primary_optime.filter(|p| *p > 0), is_arbiter, reachable)
+            {
                 out.field(
                     "lag_seconds",
                     Number::Float((p - ms).max(0) as f64 / 1000.0),

@@ -26,8 +26,7 @@ pub fn encode_selected(sample: &Sample, sel: &mut Selection, out: &mut Vec<u8>) 
         sel,
         &mut Series {
             out,
-            measurement: String::new(),
-            labels: Vec::new(),
+            head: Head::default(),
             ts_ms: 0,
             scratch: Vec::new(),
         },
@@ -39,58 +38,67 @@ pub fn compress(raw: &[u8]) -> Result<Vec<u8>, snap::Error> {
     snap::raw::Encoder::new().compress_vec(raw)
 }
 
-struct Series<'a> {
-    out: &'a mut Vec<u8>,
+/// The point a Prometheus writer is on: its measurement and its labels
+/// (remote-write here, the exposition formats for `/metrics`).
+#[derive(Debug, Default)]
+pub(crate) struct Head {
     measurement: String,
     /// Sorted by name when the first field is written.
-    labels: Vec<(String, String)>,
+    pub labels: Vec<(String, String)>,
+}
+
+impl Head {
+    pub fn begin(&mut self, measurement: &str) {
+        self.measurement.clear();
+        self.measurement.push_str(measurement);
+        self.labels.clear();
+    }
+
+    pub fn append(&mut self, more: &str) {
+        self.measurement.push_str(more);
+    }
+
+    pub fn tag(&mut self, key: &str, value: &str) {
+        push_label(&mut self.labels, key, value);
+    }
+
+    /// The series name of `field`; the labels are sorted and unique after.
+    pub fn series(&mut self, field: &str) -> String {
+        normalize_labels(&mut self.labels);
+        metric_name(&self.measurement, field)
+    }
+}
+
+struct Series<'a> {
+    out: &'a mut Vec<u8>,
+    head: Head,
     ts_ms: i64,
     scratch: Vec<u8>,
 }
 
 impl Points for Series<'_> {
     fn begin(&mut self, ts: i128, measurement: &str) {
-        self.measurement.clear();
-        self.measurement.push_str(measurement);
-        self.labels.clear();
+        self.head.begin(measurement);
         self.ts_ms = (ts / 1_000_000) as i64;
     }
 
     fn append_measurement(&mut self, more: &str) {
-        self.measurement.push_str(more);
+        self.head.append(more);
     }
 
     fn tag(&mut self, key: &str, value: &str) {
-        if value.is_empty() {
-            return;
-        }
-        let key = label_name(key);
-        // `__name__` is ours; a tag of that name would shadow the metric.
-        if key == "__name__" {
-            return;
-        }
-        self.labels.push((key, value.to_string()));
+        self.head.tag(key, value);
     }
 
     fn field(&mut self, key: &str, value: Number) {
-        let value = match value {
-            Number::Int(i) => i as f64,
-            Number::Float(f) => f,
-        };
-        if !value.is_finite() {
+        let Some(value) = sample_value(value) else {
             return;
-        }
-        if self.labels.windows(2).any(|w| w[0].0 >= w[1].0) {
-            // Sorted, and a name only once (the first value wins): both are
-            // required, and a refused batch would block the target.
-            self.labels.sort_by(|a, b| a.0.cmp(&b.0));
-            self.labels.dedup_by(|b, a| a.0 == b.0);
-        }
-        let name = metric_name(&self.measurement, key);
+        };
+        let name = self.head.series(key);
         let ts = &mut self.scratch;
         ts.clear();
         label(ts, "__name__", &name);
-        for (k, v) in &self.labels {
+        for (k, v) in &self.head.labels {
             label(ts, k, v);
         }
         // Sample { double value = 1; int64 timestamp = 2; }
@@ -108,6 +116,35 @@ impl Points for Series<'_> {
     }
 
     fn end(&mut self) {}
+}
+
+/// A field as a Prometheus sample value; NaN and infinities are left out
+/// (receivers and dashboards treat them as garbage, not as data).
+pub(crate) fn sample_value(value: Number) -> Option<f64> {
+    let v = value.as_f64();
+    v.is_finite().then_some(v)
+}
+
+/// Adds a point's tag as a label: empty values are left out and the name
+/// made valid; `__name__` is the metric's, so a tag of that name is dropped.
+fn push_label(labels: &mut Vec<(String, String)>, key: &str, value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    let key = label_name(key);
+    if key == "__name__" {
+        return;
+    }
+    labels.push((key, value.to_string()));
+}
+
+/// Sorted by name, and each name once (the first value wins): Prometheus
+/// requires both, and a refused batch (or scrape) would stop the series.
+fn normalize_labels(labels: &mut Vec<(String, String)>) {
+    if labels.windows(2).any(|w| w[0].0 >= w[1].0) {
+        labels.sort_by(|a, b| a.0.cmp(&b.0));
+        labels.dedup_by(|b, a| a.0 == b.0);
+    }
 }
 
 /// `Label { string name = 1; string value = 2; }` as `TimeSeries.labels`.
@@ -146,7 +183,7 @@ fn varint_len(mut v: u64) -> usize {
 }
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`: anything else becomes `_`.
-fn metric_name(measurement: &str, field: &str) -> String {
+pub(crate) fn metric_name(measurement: &str, field: &str) -> String {
     let mut s = String::with_capacity(measurement.len() + field.len() + 1);
     for c in measurement
         .chars()
@@ -166,7 +203,7 @@ fn metric_name(measurement: &str, field: &str) -> String {
 }
 
 /// `[a-zA-Z_][a-zA-Z0-9_]*`.
-fn label_name(key: &str) -> String {
+pub(crate) fn label_name(key: &str) -> String {
     let mut s: String = key
         .chars()
         .map(|c| {

@@ -284,6 +284,10 @@ struct Inner {
     /// The worker the socket lives on: every command runs there, whoever
     /// sends it (None: on the caller's runtime, as `check` does).
     home: Option<actix_rt::ArbiterHandle>,
+    /// The home worker's thread, learnt at its first command there: a
+    /// caller already on it (the host's monitor) runs the command in
+    /// place instead of through the worker's queue and a channel.
+    home_thread: std::sync::OnceLock<std::thread::ThreadId>,
     spec: Arc<ConnSpec>,
     connect_timeout: Duration,
     backoff_max: Duration,
@@ -320,6 +324,7 @@ impl Conn {
                 host,
                 port,
                 home,
+                home_thread: std::sync::OnceLock::new(),
                 spec,
                 connect_timeout,
                 backoff_max,
@@ -344,10 +349,14 @@ impl Conn {
         let Some(home) = &self.inner.home else {
             return self.command_here(db, cmd, timeout).await;
         };
+        if self.inner.home_thread.get() == Some(&std::thread::current().id()) {
+            return self.command_here(db, cmd, timeout).await;
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let me = self.clone();
         let db = db.to_string();
         let sent = home.spawn(async move {
+            let _ = me.inner.home_thread.set(std::thread::current().id());
             let _ = tx.send(me.command_here(&db, cmd, timeout).await);
         });
         if !sent {

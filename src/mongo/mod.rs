@@ -242,13 +242,24 @@ impl Workers {
 
     /// The worker of `addr` (None without workers: the caller's thread).
     pub fn for_addr(&self, addr: &str) -> Option<actix_rt::ArbiterHandle> {
+        self.index_for(addr).map(|i| self.arbiters[i].clone())
+    }
+
+    /// Which worker `addr` lives on: a stable hash of the address, so a
+    /// host's monitor, its connection and its batcher share one thread.
+    pub fn index_for(&self, addr: &str) -> Option<usize> {
         use std::hash::{Hash, Hasher};
         if self.arbiters.is_empty() {
             return None;
         }
         let mut h = std::collections::hash_map::DefaultHasher::new();
         addr.hash(&mut h);
-        Some(self.arbiters[(h.finish() % self.arbiters.len() as u64) as usize].clone())
+        Some((h.finish() % self.arbiters.len() as u64) as usize)
+    }
+
+    /// Worker `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<actix_rt::ArbiterHandle> {
+        self.arbiters.get(i).cloned()
     }
 
     pub fn len(&self) -> usize {
@@ -338,6 +349,11 @@ impl HostClients {
     /// The worker of `addr`, where its monitor runs too.
     pub fn worker_for(&self, addr: &str) -> Option<actix_rt::ArbiterHandle> {
         self.workers.for_addr(addr)
+    }
+
+    /// The workers the connections live on.
+    pub fn workers(&self) -> &Workers {
+        &self.workers
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, SharedClient>> {

@@ -1174,6 +1174,44 @@ struct StaticSections {
     mongos: Vec<(String, Vec<u8>)>,
 }
 
+/// Which capture a host's serverStatus follows, by version: each release
+/// line answers with the sections and fields of its own (see
+/// `tests/fixtures/mongodb/NOTICE.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusShape {
+    /// 3.6.20 (Percona's capture).
+    V36,
+    /// 4.0.25 (OTel's capture, trimmed upstream).
+    V40,
+    /// 4.2.8 (Percona's capture), for 4.2 to 7.0.
+    V42,
+    /// 8.0: the 4.2.8 capture with `queues.execution` (derived).
+    V80,
+}
+
+impl StatusShape {
+    pub fn of(v: &crate::sim::state::Version) -> StatusShape {
+        if !v.at_least(4, 0) {
+            StatusShape::V36
+        } else if !v.at_least(4, 2) {
+            StatusShape::V40
+        } else if v.at_least(8, 0) {
+            StatusShape::V80
+        } else {
+            StatusShape::V42
+        }
+    }
+
+    fn template(self) -> &'static Document {
+        match self {
+            StatusShape::V36 => fixtures::server_status_36(),
+            StatusShape::V40 => fixtures::server_status_40(),
+            StatusShape::V42 => fixtures::server_status_42(),
+            StatusShape::V80 => fixtures::server_status_80(),
+        }
+    }
+}
+
 /// Encoded bytes of the elements of `d` (document without length and terminator).
 fn elements(d: &Document) -> Vec<u8> {
     let v = bson::to_vec(d).unwrap_or_default();
@@ -1184,10 +1222,15 @@ fn elements(d: &Document) -> Vec<u8> {
     }
 }
 
-fn static_sections() -> &'static StaticSections {
-    static CELL: OnceLock<StaticSections> = OnceLock::new();
-    CELL.get_or_init(|| {
-        let tpl = fixtures::server_status_42();
+fn static_sections(shape: StatusShape) -> &'static StaticSections {
+    static CELLS: [OnceLock<StaticSections>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
+    CELLS[shape as usize].get_or_init(|| {
+        let tpl = shape.template();
         let mut mongod = Vec::new();
         let mut mongos = Vec::new();
         for (k, v) in tpl {
@@ -1300,7 +1343,7 @@ pub fn server_status(w: &World, h: HostId, cmd: &Document) -> Encoded {
     let mut tail = doc! { "ok": 1.0 };
     append_cluster_time(w, h, &mut tail);
 
-    let statics = static_sections();
+    let statics = static_sections(StatusShape::of(&host.version));
     let list = if is_mongos {
         &statics.mongos
     } else {

@@ -22,6 +22,13 @@ macro_rules! fixture {
 /// Percona getDiagnosticData, mongod 4.2.8 PRIMARY (holds serverStatus and replSetGetStatus).
 pub const DIAGNOSTIC_DATA_42: &str =
     fixture!("percona-mongodb_exporter/exporter/testdata/get_diagnostic_data.json");
+/// Percona getDiagnosticData, mongod 3.6.20 PRIMARY (its serverStatus is
+/// the 3.6 hosts' template).
+pub const DIAGNOSTIC_DATA_36: &str =
+    fixture!("percona-mongodb_exporter/exporter/testdata/diagnostic_data_3.6.json");
+/// OTel serverStatus, mongod 4.0.25 (trimmed upstream; the 4.0 hosts' template).
+pub const SERVER_STATUS_40: &str =
+    fixture!("otel-collector-contrib/receiver/mongodbreceiver/testdata/serverStatus.json");
 /// OTel buildInfo, mongod 4.4.10.
 pub const BUILD_INFO_44: &str =
     fixture!("otel-collector-contrib/receiver/mongodbreceiver/testdata/buildInfo.json");
@@ -202,6 +209,42 @@ pub fn server_status_42() -> &'static Document {
             .get_document("serverStatus")
             .cloned()
             .unwrap_or_default()
+    })
+}
+
+/// The parsed 3.6.20 serverStatus (Percona capture).
+pub fn server_status_36() -> &'static Document {
+    static CELL: OnceLock<Document> = OnceLock::new();
+    CELL.get_or_init(|| {
+        parse(DIAGNOSTIC_DATA_36)
+            .get_document("serverStatus")
+            .cloned()
+            .unwrap_or_default()
+    })
+}
+
+/// The parsed 4.0.25 serverStatus (OTel capture).
+pub fn server_status_40() -> &'static Document {
+    static CELL: OnceLock<Document> = OnceLock::new();
+    CELL.get_or_init(|| parse(SERVER_STATUS_40))
+}
+
+/// An 8.0 serverStatus, DERIVED from the 4.2.8 capture: 8.0 reports the
+/// storage engine's read/write tickets as `queues.execution` instead of
+/// `wiredTiger.concurrentTransactions` (MongoDB manual, serverStatus,
+/// "queues"). No 8.0 capture is available (../shared/fixtures README).
+pub fn server_status_80() -> &'static Document {
+    static CELL: OnceLock<Document> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let mut d = server_status_42().clone();
+        let mut tickets = Document::new();
+        if let Ok(wt) = d.get_document_mut("wiredTiger") {
+            if let Some(Bson::Document(ct)) = wt.remove("concurrentTransactions") {
+                tickets = ct;
+            }
+        }
+        d.insert("queues", bson::doc! { "execution": tickets });
+        d
     })
 }
 

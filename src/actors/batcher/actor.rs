@@ -1,6 +1,5 @@
 //! The `Batcher` actor.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
@@ -8,7 +7,7 @@ use bytes::Bytes;
 use slog::{error, trace, warn, Logger};
 
 use super::gzip::Gzip;
-use super::{new_batch_id, ApplySettings, Flush, Lane, StopBatching};
+use super::{new_batch_id, ApplySettings, Flush, Lane, Place, StopBatching};
 use crate::actors::host_monitor::SamplesCollected;
 use crate::actors::supervisor::ChildStopped;
 use crate::actors::uploader::queue::{Batch, Class, Encoding};
@@ -16,7 +15,8 @@ use crate::actors::uploader::BatchQueued;
 use crate::actors::ChildId;
 use crate::config::{AgentSettings, CollectSettings, Compression, UploadFormat};
 use crate::format;
-use crate::sample::{Body, Labels, Role, Sample};
+use crate::listener::AgentView;
+use crate::sample::Sample;
 use crate::stats::Stats;
 
 /// A batch being filled.
@@ -39,6 +39,9 @@ pub struct Batcher {
     lanes: Vec<LaneState>,
     agent: AgentSettings,
     supervisor: Recipient<ChildStopped>,
+    /// Which worker's batcher this is; batcher 0 also emits the agent's
+    /// self-metrics.
+    index: usize,
     generation: u64,
     stats: Stats,
     log: Logger,
@@ -48,6 +51,8 @@ pub struct Batcher {
     gzip: Gzip,
     /// `[collect]`, with its cache of decisions per series name.
     selection: format::select::Selection,
+    /// Where each host's latest round goes for the HTTP listener.
+    view: Option<AgentView>,
 }
 
 fn slot(class: Class) -> usize {
@@ -63,7 +68,7 @@ impl Batcher {
         agent: AgentSettings,
         collect: &CollectSettings,
         supervisor: Recipient<ChildStopped>,
-        generation: u64,
+        place: Place,
         stats: Stats,
         log: &Logger,
     ) -> Self {
@@ -77,15 +82,24 @@ impl Batcher {
                 .collect(),
             agent,
             supervisor,
-            generation,
+            index: place.worker,
+            generation: place.generation,
             stats,
-            log: log.new(slog::o!("actor" => "batcher")),
+            log: log.new(slog::o!("actor" => "batcher", "worker" => place.worker)),
             age_timer: None,
             self_metrics_timer: None,
             stop_requested: false,
             gzip: Gzip::default(),
             selection: format::select::Selection::new(collect),
+            view: None,
         }
+    }
+
+    /// Also records each round in `view` (the HTTP listener's), encoded
+    /// here on the worker with the same selection as the uploads.
+    pub fn with_view(mut self, view: Option<AgentView>) -> Self {
+        self.view = view;
+        self
     }
 
     fn add(&mut self, sample: &Sample) {
@@ -214,36 +228,12 @@ impl Batcher {
             .unwrap_or(Duration::from_secs(1));
         let tick = (shortest / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
         self.age_timer = Some(ctx.run_interval(tick, |act, _| act.cut_aged()));
-        let labels = Arc::new(Labels {
-            host: self.agent.name.clone(),
-            cluster: String::new(),
-            replset: None,
-            shard: None,
-            role: Role::Unknown,
-            version: None,
-        });
+        if self.index != 0 {
+            return;
+        }
+        let labels = crate::stats::agent_labels(&self.agent.name);
         self.self_metrics_timer = Some(ctx.run_interval(self.agent.interval, move |act, _| {
-            let now = SystemTime::now();
-            let mut samples = vec![Sample {
-                labels: labels.clone(),
-                time: now,
-                duration: Default::default(),
-                body: Body::Agent {
-                    metrics: act.stats.snapshot(),
-                    upload: None,
-                },
-            }];
-            for (name, metrics) in act.stats.upload_snapshots() {
-                samples.push(Sample {
-                    labels: labels.clone(),
-                    time: now,
-                    duration: Default::default(),
-                    body: Body::Agent {
-                        metrics,
-                        upload: Some(name),
-                    },
-                });
-            }
+            let samples = crate::stats::agent_samples(&act.stats, &labels, SystemTime::now());
             for s in &samples {
                 act.add(s);
             }
@@ -271,7 +261,7 @@ impl Actor for Batcher {
         self.cut_all();
         if !self.stop_requested {
             self.supervisor.do_send(ChildStopped {
-                child: ChildId::Batcher,
+                child: ChildId::Batcher(self.index),
                 generation: self.generation,
             });
         }
@@ -284,6 +274,9 @@ impl Handler<SamplesCollected> for Batcher {
     fn handle(&mut self, msg: SamplesCollected, _: &mut Self::Context) {
         for sample in &msg.0 {
             self.add(sample);
+        }
+        if let Some(v) = &self.view {
+            v.record(&msg.0, &mut self.selection);
         }
     }
 }

@@ -24,6 +24,14 @@ use crate::stats::UploadStats;
 
 pub use actor::Batcher;
 
+/// Which worker a batcher serves, and which start of that child this is
+/// (the supervisor ignores the stop report of an older generation).
+#[derive(Debug, Clone, Copy)]
+pub struct Place {
+    pub worker: usize,
+    pub generation: u64,
+}
+
 /// Where one upload target's batches go.
 #[derive(Clone)]
 pub struct Lane {

@@ -128,6 +128,7 @@ impl Uploader {
                 self.attempts.remove(&batch.id);
                 AgentStats::add(&self.stats.batches_sent, 1);
                 AgentStats::add(&self.stats.samples_sent, batch.samples);
+                self.stats.delivered();
                 self.backoff.reset();
                 if let Some(since) = self.failing_since.take() {
                     let secs = since.elapsed().map(|d| d.as_secs()).unwrap_or(0);
@@ -136,6 +137,7 @@ impl Uploader {
                 debug!(self.log, "Batch delivered."; "batch_id" => &batch.id, "status" => status, "samples" => batch.samples);
             }
             Err(e) if e.is_retriable() => {
+                self.stats.failed(&e.to_string());
                 let n = self.attempts.entry(batch.id.clone()).or_insert(0);
                 *n += 1;
                 let out_of_retries = self.settings.retry.max_retries.is_some_and(|max| *n > max);
@@ -153,6 +155,10 @@ impl Uploader {
                 }
             }
             Err(e) => {
+                // A refusal (4xx) is an answer: the receiver is reachable,
+                // but the error is worth showing.
+                self.stats.failed(&e.to_string());
+                self.stats.delivered();
                 self.attempts.remove(&batch.id);
                 AgentStats::add(&self.stats.batches_dead_lettered, 1);
                 AgentStats::add(&self.stats.samples_dead_lettered, batch.samples);

@@ -417,11 +417,19 @@ impl BatchQueue {
                         self.note_drop(1, e.samples, "upload.max_queue_bytes and spool.max_bytes reached; new batches refused (spool.on_full = \"refuse_new\")");
                     }
                 }
-                Ok(None) | Err(_) => {
+                res => {
+                    // Say which limit was met: a full spool under
+                    // drop_oldest (every batch it could evict still in
+                    // flight), no spool at all, or a spool that fails.
+                    let why = match res {
+                        Err(SpoolError::Full { .. }) => "upload.max_queue_bytes and spool.max_bytes reached with nothing the spool may evict; dropped the oldest batch in memory (spool.on_full = \"drop_oldest\")",
+                        Ok(None) => "upload.max_queue_bytes reached and no spool is configured; dropped the oldest batch",
+                        _ => "upload.max_queue_bytes reached and the spool cannot be written; dropped the oldest batch",
+                    };
                     if let Some(e) = self.remove(&batch.id) {
                         AgentStats::add(&self.stats.batches_dropped, 1);
                         AgentStats::add(&self.stats.samples_dropped, e.samples);
-                        self.note_drop(1, e.samples, "upload.max_queue_bytes reached and the spool cannot take more; dropped the oldest batch");
+                        self.note_drop(1, e.samples, why);
                     }
                 }
             }
