@@ -76,6 +76,11 @@ pub struct Overrides {
     /// agent.log_level: error, warn, info, debug or trace.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+
+    /// http.listen, and http.enabled = true: serve /metrics, /healthz,
+    /// /readyz and /status on ADDRESS:PORT.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub http_listen: Option<String>,
 }
 
 impl Overrides {
@@ -99,6 +104,9 @@ impl Overrides {
             upload.insert("format".into(), json!(v));
         }
         let mut root = Map::new();
+        if let Some(v) = &self.http_listen {
+            root.insert("http".into(), json!({"enabled": true, "listen": v}));
+        }
         if !agent.is_empty() {
             root.insert("agent".into(), Value::Object(agent));
         }
@@ -140,6 +148,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fleet mode (`[fleet]`): ask etcd about the fleet.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// Print the effective configuration as TOML, secrets redacted.
     Config {
         #[command(flatten)]
@@ -187,13 +198,61 @@ pub enum Command {
     /// at the given interval against a counting receiver; a table on stdout
     /// and a JSON report (see BENCHMARKS.md).
     Bench(BenchArgs),
+    /// A running agent's hosts and upload targets, from its /status (its
+    /// [http] listener): the live table, once or redrawn with --watch.
+    /// Exit status: 0 all hosts up and every target delivering, 1 a host
+    /// down (or not sampled yet) or a target failing, 2 the agent could not
+    /// be asked (no answer, credentials refused, not an agent) or the
+    /// configuration is unusable.
+    Status(StatusArgs),
     /// The agent against a built-in simulated cluster, shown live in the
     /// terminal. Needs no MongoDB, receiver or configuration.
     Demo {
         /// Stop after this many seconds instead of waiting for Ctrl-C.
         #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(..=MAX_RUN_SECS))]
         duration_secs: Option<u64>,
+        /// Multiply the times of the demo's timeline by this factor (0.2
+        /// plays the step-down, the lost member and the new shard and
+        /// mongos five times sooner; the agent's pace stays the same).
+        #[arg(long, value_name = "FACTOR", default_value_t = 1.0, value_parser = timeline_scale)]
+        timeline_scale: f64,
     },
+}
+
+/// Smallest and largest `demo --timeline-scale`: below, the events come
+/// faster than the agent's 2 s rounds can show them apart; above, the
+/// first one would be minutes away.
+const TIMELINE_SCALE: std::ops::RangeInclusive<f64> = 0.05..=10.0;
+
+fn timeline_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if TIMELINE_SCALE.contains(&f) => Ok(f),
+        _ => Err(format!(
+            "expected a number between {} and {} (1 = real time, 0.2 = five times faster), found {s:?}",
+            TIMELINE_SCALE.start(),
+            TIMELINE_SCALE.end()
+        )),
+    }
+}
+
+/// `mongomon status`'s flags.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// The agent's configuration: where its listener is (http.listen) and
+    /// the credentials it wants (http.bearer_token_file, ...).
+    #[arg(short, long, env = "MONGOMON_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// The agent's listener, e.g. http://127.0.0.1:9216 (default: from
+    /// the configuration's http.listen).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// For an https URL: trust this CA (PEM) instead of the agent's own
+    /// http.tls_cert_file (which suits a self-signed certificate).
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+    /// Redraw every SECS seconds, marking what changed, until interrupted.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub watch: Option<u64>,
 }
 
 /// `mongomon bench`'s flags.
@@ -232,6 +291,19 @@ pub struct BenchArgs {
     /// The agent's upload.compression: gzip, zstd or none.
     #[arg(long, value_name = "COMPRESSION", default_value = "gzip", value_parser = ["gzip", "zstd", "none"])]
     pub compression: String,
+    /// Turn the agent's HTTP listener on and time this many /metrics
+    /// scrapes (as Prometheus asks for them), spread over the window.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(..=100_000))]
+    pub scrapes: u32,
+    /// Fleet mode: this many agents share the hosts through a 3-member
+    /// etcd cluster the bench starts (Debian's etcd); one is killed with
+    /// SIGKILL after the window, and one agent alone over N/K hosts runs
+    /// last for comparison.
+    #[arg(long, value_name = "K", default_value_t = 0, value_parser = clap::value_parser!(u64).range(..=16))]
+    pub fleet_agents: u64,
+    /// The fleet agents' fleet.lease_ttl_secs.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub lease_ttl_secs: u64,
 }
 
 /// The longest run a `--duration-secs` (or warm-up, outage) may ask for:
@@ -316,4 +388,19 @@ mod tests {
                 .is_err()
         );
     }
+}
+
+/// `mongomon fleet …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum FleetCommand {
+    /// The fleet's agents with their leases' time left, the leader, and
+    /// how many hosts each owns; exit status 1 without a leader, 2 when
+    /// etcd cannot be reached.
+    Status {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }

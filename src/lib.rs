@@ -7,13 +7,18 @@
 //! # Module map
 //! - [`cli`]: the command line (clap derive); each subcommand declares the flags it takes.
 //! - [`cmd`]: the subcommands, one file each: [`cmd::run`], [`cmd::check`], [`cmd::config`],
-//!   [`cmd::init`], [`cmd::sim`], [`cmd::demo`] and [`cmd::bench`] (the many-host harness);
-//!   [`cmd::main`] dispatches to them.
+//!   [`cmd::init`], [`cmd::sim`], [`cmd::demo`], [`cmd::status`] (a running agent's table),
+//!   [`cmd::fleet`] (`fleet status`) and
+//!   [`cmd::bench`] (the many-host harness); [`cmd::table`] is the host table `demo` and
+//!   `status` draw; [`cmd::main`] dispatches to them.
 //! - [`config`]: defaults → TOML → `MONGOMON_` env → CLI, validated into [`config::Settings`];
 //!   it owns every settings type, the actors' included.
 //! - [`actors`]: the actix actors: [`actors::supervisor`] owns [`actors::discovery`],
 //!   one [`actors::host_monitor`] per host, [`actors::batcher`] and one [`actors::uploader`] per upload target
 //!   (with its queue, durable spool, retry policy and proxy/TLS connector).
+//! - [`fleet`]: fleet mode on etcd: the key layout, rendezvous assignment, the gate monitors
+//!   check, and [`fleet::etcd`], a small client over etcd's JSON gateway; the
+//!   [`actors::fleet`] actor keeps the lease, elects the discoverer and hands out shares.
 //! - [`mongo`]: the agent's own MongoDB connection, one socket per host shared by discovery, the
 //!   monitors and `check` ([`mongo::conn`]: TCP or TLS ([`mongo::tls`]), handshake, logins
 //!   ([`mongo::auth`]), compression, reconnect backoff), and monitoring commands with timeouts.
@@ -22,6 +27,9 @@
 //! - [`sample`]: [`sample::Sample`], one collected reply or host status, with the host's labels.
 //! - [`format`]: encoding samples as line protocol, JSON lines, Prometheus remote-write or VictoriaMetrics import lines.
 //! - [`stats`]: the agent's own counters, shipped in the same stream.
+//! - [`listener`]: the agent's HTTP listener (`[http]`): `/metrics` (Prometheus text or
+//!   OpenMetrics, the series remote-write carries), `/healthz`, `/readyz`, `/status`, served
+//!   on a thread of its own from each host's latest round ([`listener::AgentView`]).
 //! - [`sim`]: the MongoDB wire-protocol simulator (replica sets, sharded clusters, fleets, versions
 //!   3.6–8.0, faults down to broken frames) behind `mongomon sim`, `demo` and `bench`; it speaks
 //!   through [`wire`] too.
@@ -42,8 +50,10 @@ pub mod config;
 pub mod daemon;
 pub mod failpoint;
 pub mod fatal;
+pub mod fleet;
 pub mod format;
 pub mod http_body;
+pub mod listener;
 pub mod logging;
 pub mod mongo;
 pub mod redact;

@@ -35,6 +35,19 @@ counters! {
     hosts_monitored,
     /// Child actors restarted by the supervisor.
     restarts,
+    /// Fleet mode: hosts this agent's share gives it (gauge).
+    hosts_owned,
+    /// Fleet mode: live agents in the fleet (gauge).
+    fleet_agents,
+    /// Fleet mode: 1 while this agent runs discovery for the fleet (gauge).
+    fleet_leader,
+    /// Fleet mode: hosts handed to or taken from other agents after the
+    /// first assignment (an agent joined, left or lost its lease).
+    fleet_handoffs,
+    /// Fleet mode: times this agent lost its lease and stopped sampling.
+    fleet_lease_losses,
+    /// Fleet mode: requests made to etcd (watches count once, when opened).
+    fleet_etcd_requests,
 }
 
 macro_rules! upload_counters {
@@ -44,6 +57,9 @@ macro_rules! upload_counters {
         #[derive(Debug, Default)]
         pub struct UploadStats {
             $($(#[$doc])* pub $name: AtomicU64,)*
+            /// Whether the receiver takes batches now, for `/readyz` and
+            /// `/status` (not a counter, so not shipped).
+            pub health: std::sync::Mutex<UploadHealth>,
         }
 
         impl UploadStats {
@@ -99,6 +115,76 @@ upload_counters! {
     spool_bytes,
     /// POSTs under way (gauge).
     in_flight,
+}
+
+/// The outcome of an upload target's latest attempt.
+#[derive(Debug, Default, Clone)]
+pub struct UploadHealth {
+    /// Set by a failed attempt, cleared by the next delivery.
+    pub failing_since: Option<std::time::SystemTime>,
+    /// The latest failure's message (receivers' errors carry no
+    /// credentials; redacted again where shown).
+    pub last_error: Option<String>,
+    /// When a batch was last delivered.
+    pub last_success: Option<std::time::SystemTime>,
+}
+
+impl UploadStats {
+    /// Records a delivery: the target is reachable.
+    pub fn delivered(&self) {
+        let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        h.failing_since = None;
+        h.last_success = Some(std::time::SystemTime::now());
+    }
+
+    /// Records a failed attempt and why.
+    pub fn failed(&self, error: &str) {
+        let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        h.failing_since
+            .get_or_insert_with(std::time::SystemTime::now);
+        h.last_error = Some(crate::redact::redact_text(error));
+    }
+
+    pub fn health(&self) -> UploadHealth {
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// The agent's own counters as samples (one `mongomon`, one
+/// `mongomon_upload` per target), labelled with the agent's name: what the
+/// batcher ships every interval and `/metrics` shows at every scrape.
+pub fn agent_samples(
+    stats: &AgentStats,
+    labels: &Arc<crate::sample::Labels>,
+    now: std::time::SystemTime,
+) -> Vec<crate::sample::Sample> {
+    use crate::sample::{Body, Sample};
+    let sample = |metrics, upload| Sample {
+        labels: labels.clone(),
+        time: now,
+        duration: Default::default(),
+        body: Body::Agent { metrics, upload },
+    };
+    let mut out = vec![sample(stats.snapshot(), None)];
+    for (name, metrics) in stats.upload_snapshots() {
+        out.push(sample(metrics, Some(name)));
+    }
+    out
+}
+
+/// The labels of the agent's own samples: only its name.
+pub fn agent_labels(name: &str) -> Arc<crate::sample::Labels> {
+    Arc::new(crate::sample::Labels {
+        host: name.to_string(),
+        cluster: String::new(),
+        replset: None,
+        shard: None,
+        role: crate::sample::Role::Unknown,
+        version: None,
+    })
 }
 
 /// Shared handle.

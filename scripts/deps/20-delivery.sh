@@ -16,14 +16,4 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-li
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 
-policy=/usr/sbin/policy-rc.d
-made_policy=""
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
-  $SUDO chmod 755 "$policy"
-  made_policy=1
-fi
-trap '[ -n "$made_policy" ] && $SUDO rm -f "$policy"' EXIT
-$SUDO apt-get update -qq
-echo "deps: installing ${missing[*]} from Debian"
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+apt_install_stopped "${missing[@]}"

@@ -11,3 +11,22 @@ apt_need() {
   echo "deps: installing $* from Debian"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
 }
+
+# apt_install_stopped PACKAGE...: installs Debian packages whose install
+# would start a system service (etcd, prometheus, nginx...), with a
+# policy-rc.d that keeps every service stopped: the tests start their own
+# on loopback ports.
+apt_install_stopped() {
+  local policy=/usr/sbin/policy-rc.d made=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+    made=1
+  fi
+  if [ -z "$APT_UPDATED" ]; then $SUDO apt-get update -qq; APT_UPDATED=1; fi
+  echo "deps: installing $* from Debian"
+  local rc=0
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null || rc=$?
+  if [ -n "$made" ]; then $SUDO rm -f "$policy"; fi
+  return $rc
+}

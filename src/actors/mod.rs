@@ -7,12 +7,24 @@
 //! HostMonitor ──SamplesCollected──▶ Batcher ──(queue+spool per target)+BatchQueued──▶ Uploader ──POST──▶ receiver
 //! ```
 //!
+//! Monitors and batchers live on the workers (`agent.workers` Arbiters):
+//! each worker has its own batcher, and a monitor sends its samples to the
+//! batcher of its worker, so sampling, encoding and compression of a host
+//! all run on one thread and the work spreads over every core. The
+//! supervisor, discovery and the uploaders run on the main Arbiter.
+//!
+//! In fleet mode (`[fleet]`) a `Fleet` actor keeps the agent's lease in
+//! etcd: Discovery runs only on the elected leader, whose host set goes to
+//! etcd (`PublishHosts`), and every agent's supervisor monitors the share
+//! `Fleet` gives it (`OwnedHosts`) instead of Discovery's whole set.
+//!
 //! Children that feed each other reach one another through a [`Route`], so
 //! that when the supervisor restarts one, the others follow the new address
 //! without being restarted themselves.
 
 pub mod batcher;
 pub mod discovery;
+pub mod fleet;
 pub mod host_monitor;
 pub mod supervisor;
 pub mod uploader;
@@ -79,7 +91,8 @@ where
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ChildId {
     Discovery,
-    Batcher,
+    /// The batcher of one worker, by the worker's index.
+    Batcher(usize),
     /// The uploader of one upload target, by name.
     Uploader(String),
     /// A host monitor, by `host:port`.
@@ -90,7 +103,7 @@ impl std::fmt::Display for ChildId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ChildId::Discovery => f.write_str("discovery"),
-            ChildId::Batcher => f.write_str("batcher"),
+            ChildId::Batcher(i) => write!(f, "batcher {i}"),
             ChildId::Uploader(name) => write!(f, "uploader {name}"),
             ChildId::Host(h) => write!(f, "host_monitor {h}"),
         }

@@ -24,7 +24,7 @@ use crate::redact::{printable, redact_text, redact_uri};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckLine {
     pub ok: bool,
-    /// `mongodb` or `upload`.
+    /// `mongodb`, `upload` or `etcd`.
     pub kind: &'static str,
     pub endpoint: String,
     /// The target's name for hosts, `upload` for the receiver.
@@ -183,7 +183,52 @@ pub async fn run(settings: &Settings) -> Vec<CheckLine> {
     for u in &settings.uploads {
         lines.push(check_upload(u).await);
     }
+    if let Some(f) = &settings.fleet {
+        lines.push(check_etcd(f).await);
+    }
     lines
+}
+
+/// Fleet mode: can the agent reach etcd, and what does it say of the
+/// fleet?
+pub async fn check_etcd(f: &crate::config::FleetSettings) -> CheckLine {
+    let endpoints = f.endpoints.join(",");
+    let etcd = match super::fleet::client(f) {
+        Ok(e) => e,
+        Err(e) => return CheckLine::fail("etcd", &endpoints, &f.name, "tls", e.to_string()),
+    };
+    match super::fleet::report(f, &etcd).await {
+        Ok(r) => CheckLine::ok(
+            "etcd",
+            &r.etcd_endpoint,
+            &f.name,
+            format!(
+                "etcd {}; {} agents, leader {}, {} hosts published",
+                r.etcd_version,
+                r.agents.len(),
+                r.leader.as_deref().unwrap_or("none"),
+                r.hosts_published
+            ),
+        ),
+        Err(e) => {
+            let reason = if e.message.contains("refused") {
+                "refused"
+            } else if e.message.contains("password") || e.message.contains("401") {
+                "auth"
+            } else if e.unavailable {
+                "timeout"
+            } else {
+                "error"
+            };
+            CheckLine::fail(
+                "etcd",
+                &endpoints,
+                &f.name,
+                reason,
+                format!("{e}; check fleet.etcd_endpoints and that etcd runs"),
+            )
+        }
+    }
 }
 
 async fn check_host(

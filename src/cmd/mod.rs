@@ -1,16 +1,20 @@
 //! The subcommands, one file each; [`main`] hands the parsed command line to
 //! the one asked for.
 //!
-//! `run`, `check` and `config` read a configuration ([`load`]); `init`,
-//! `sim`, `demo` and `bench` need none, and their flags are their own.
+//! `run`, `check`, `config` and `fleet status` read a configuration ([`load`]); `status`
+//! reads only its `[http]` section; `init`, `sim`, `demo` and `bench` need
+//! none, and their flags are their own.
 
 pub mod bench;
 pub mod check;
 pub mod config;
 pub mod demo;
+pub mod fleet;
 pub mod init;
 pub mod run;
 pub mod sim;
+pub mod status;
+pub mod table;
 
 use std::process::ExitCode;
 
@@ -50,10 +54,16 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             topology,
             duration_secs,
         } => sim::command(&topology, duration_secs.map(std::time::Duration::from_secs)),
-        Command::Demo { duration_secs } => {
-            demo::run(duration_secs.map(std::time::Duration::from_secs))
-        }
+        Command::Demo {
+            duration_secs,
+            timeline_scale,
+        } => demo::run(demo::DemoOptions {
+            duration: duration_secs.map(std::time::Duration::from_secs),
+            timeline_scale,
+        }),
         Command::Bench(args) => bench::command(args),
+        Command::Status(args) => status::command(&args),
+        Command::Fleet(crate::cli::FleetCommand::Status { cfg, json }) => fleet::status(&cfg, json),
     }
 }
 

@@ -9,6 +9,8 @@
 
 mod collect;
 mod error;
+mod fleet;
+mod http;
 mod raw;
 mod spool;
 mod upload;
@@ -17,8 +19,11 @@ mod upload;
 pub use crate::redact::redact_uri;
 pub use collect::{CollectProfile, CollectSettings};
 pub use error::ConfigError;
+pub use fleet::FleetSettings;
+pub use http::{HttpAuth, HttpSettings};
 pub use raw::{
-    RawAgent, RawCollect, RawConfig, RawDiscovery, RawSpool, RawTarget, RawUpload, RawUploads,
+    RawAgent, RawCollect, RawConfig, RawDiscovery, RawHttp, RawSpool, RawTarget, RawUpload,
+    RawUploads,
 };
 pub use spool::{FsyncPolicy, FullPolicy, SpoolMode, SpoolSettings};
 pub use upload::{
@@ -145,6 +150,10 @@ pub struct Settings {
     pub discovery: DiscoverySettings,
     /// Which reply fields are sent.
     pub collect: CollectSettings,
+    /// The HTTP listener (`/metrics`, `/status`, ...).
+    pub http: HttpSettings,
+    /// Fleet mode through etcd; `None`: this agent runs alone.
+    pub fleet: Option<FleetSettings>,
     /// The file these settings came from, reread on SIGHUP.
     pub source: Option<PathBuf>,
 }
@@ -266,14 +275,24 @@ pub fn validate(raw: &RawConfig, source: Option<&Path>) -> Result<Settings, Conf
         )?),
     };
     let collect = collect::validate(&raw.collect)?;
+    let http = http::validate(&raw.http)?;
+    let fleet = raw.fleet.as_ref().map(fleet::validate).transpose()?;
     Ok(Settings {
         agent,
         targets,
         uploads,
         discovery,
         collect,
+        http,
+        fleet,
         source: source.map(Path::to_path_buf),
     })
+}
+
+/// Only `[http]`, checked and with its secrets read: what `mongomon status`
+/// needs of the agent's configuration.
+pub fn validate_http(raw: &RawConfig) -> Result<HttpSettings, ConfigError> {
+    http::validate(&raw.http)
 }
 
 /// A whole number within `[min, max]`. Every duration and size key has an

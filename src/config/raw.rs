@@ -28,6 +28,121 @@ pub struct RawConfig {
     pub discovery: RawDiscovery,
     /// Which fields of the replies are sent.
     pub collect: RawCollect,
+    /// The agent's own HTTP listener: `/metrics` for Prometheus, health
+    /// and status. Off unless `enabled`.
+    pub http: RawHttp,
+    /// Fleet mode: share the deployment with other agents through etcd.
+    /// Absent: this agent runs alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<RawFleet>,
+}
+
+/// `[fleet]`: agents of the same `name` divide the hosts among themselves,
+/// coordinated through etcd. The password comes only from a file or a
+/// variable, never inline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFleet {
+    /// Every etcd member, as `http(s)://host:port`.
+    pub etcd_endpoints: Vec<String>,
+    /// The fleet: agents with the same name share hosts.
+    pub name: String,
+    /// This agent's id; the host name and pid when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// The agent's lease: when it cannot renew it for this long (etcd
+    /// unreachable, process paused), it stops sampling and the others take
+    /// its hosts.
+    pub lease_ttl_secs: i64,
+    /// Relative share of the hosts this agent takes (1 = even).
+    pub weight: f64,
+    /// CA, client certificate and key for https:// endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<String>,
+    /// etcd user, with the password from `password_file` or `password_env`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+}
+
+impl Default for RawFleet {
+    fn default() -> Self {
+        RawFleet {
+            etcd_endpoints: Vec::new(),
+            name: "default".into(),
+            agent_id: None,
+            lease_ttl_secs: 10,
+            weight: 1.0,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            username: None,
+            password_file: None,
+            password_env: None,
+        }
+    }
+}
+
+/// `[http]`: the listener that serves `/metrics`, `/healthz`, `/readyz` and
+/// `/status`. Secrets come only from a file or a variable, never inline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHttp {
+    /// Serve at all; off by default (nothing listens unless asked).
+    pub enabled: bool,
+    /// `address:port` to listen on; 9216 is the port MongoDB exporters use.
+    pub listen: String,
+    /// PEM certificate chain and key: serve HTTPS instead of HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<String>,
+    /// A file whose first line is the token clients send as
+    /// `Authorization: Bearer <token>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<String>,
+    /// An environment variable holding that token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token_env: Option<String>,
+    /// Basic authentication instead: the user name, with the password from
+    /// `password_file` or `password_env`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// `/metrics` answers being rendered or sent at once; more get 429, so
+    /// that a scrape storm cannot make the agent hold many large bodies.
+    pub max_concurrent_scrapes: i64,
+    /// Requests whose body is larger than this get 413 (the endpoints take
+    /// no body; this bounds what a client can make the agent read).
+    pub max_request_bytes: i64,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            enabled: false,
+            listen: "127.0.0.1:9216".into(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            bearer_token_file: None,
+            bearer_token_env: None,
+            username: None,
+            password_file: None,
+            password_env: None,
+            max_concurrent_scrapes: 2,
+            max_request_bytes: 16 * 1024,
+        }
+    }
 }
 
 /// `[collect]`: which fields are sent, as globs on series names
@@ -250,7 +365,7 @@ pub struct RawUpload {
     /// `no_proxy` / `NO_PROXY` from the environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub no_proxy: Option<Vec<String>>,
-    /// POSTs under way at once while catching up; 0 picks 4, or 1 for
+    /// POSTs under way at once while catching up; 0 picks 32, or 1 for
     /// `remote_write` (Prometheus refuses out-of-order samples).
     pub max_in_flight: i64,
     /// The header carrying the API key; with `Authorization` the key is sent
@@ -314,7 +429,7 @@ impl Default for RawUpload {
             max_batch_age_ms: 1_000,
             max_queue_bytes: 64 << 20,
             retry_initial_ms: 500,
-            retry_max_ms: 30_000,
+            retry_max_ms: 5_000,
             retry_multiplier: 2.0,
             max_retries: 0,
         }

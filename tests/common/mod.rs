@@ -487,7 +487,7 @@ pub fn insert_docs(uri: &str, n: usize) {
 
 /// Like [`mongomon`], killing the process if it runs past `limit`.
 pub fn mongomon_timeout(args: &[&str], limit: Duration) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mongomon"))
+    let child = Command::new(env!("CARGO_BIN_EXE_mongomon"))
         .args(args)
         .env_remove("MONGOMON_CONFIG")
         .stdin(Stdio::null())
@@ -495,15 +495,22 @@ pub fn mongomon_timeout(args: &[&str], limit: Duration) -> std::process::Output 
         .stderr(Stdio::piped())
         .spawn()
         .expect("run mongomon");
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
+    // The pipes are read while the process runs: one that writes more than
+    // a pipe holds (a demo drawing its table every second) would otherwise
+    // block on a full pipe and never exit.
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(limit) {
+        Ok(o) => o,
+        Err(_) => {
+            signal(pid, libc::SIGKILL);
+            rx.recv().expect("the waiting thread answers")
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    child.wait_with_output().expect("output")
+    };
+    output.expect("output")
 }
 
 /// The hosts the simulator is really serving (alive, not removed).
@@ -513,4 +520,17 @@ pub fn live_hosts(sim: &mongomon::sim::SimHandle) -> std::collections::BTreeSet<
         .filter(|h| h.up && h.role != "removed")
         .map(|h| h.addr.to_string())
         .collect()
+}
+
+/// The files of `dir` (under the project root) whose name ends in `.ext`,
+/// sorted; a missing folder fails the test.
+pub fn project_files(dir: &str, ext: &str) -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    files.sort();
+    files
 }

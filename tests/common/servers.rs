@@ -46,8 +46,16 @@ pub struct Prometheus {
 impl Prometheus {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(
+            dir,
+            "global:\n  scrape_interval: 1m\n",
+            &["--web.enable-remote-write-receiver"],
+        )
+    }
+
+    fn start_in(dir: tempfile::TempDir, yml: &str, extra: &[&str]) -> Self {
         let conf = dir.path().join("prometheus.yml");
-        std::fs::write(&conf, "global:\n  scrape_interval: 1m\n").expect("config");
+        std::fs::write(&conf, yml).expect("config");
         let port = free_port();
         let mut child = spawn(
             Command::new(bin("prometheus", "prometheus"))
@@ -57,7 +65,7 @@ impl Prometheus {
                     dir.path().join("data").display()
                 ))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg("--web.enable-remote-write-receiver"),
+                .args(extra),
             &dir.path().join("prometheus.log"),
         );
         wait_port(port, "Prometheus", &mut child);
@@ -72,6 +80,24 @@ impl Prometheus {
             child: Some(child),
             _dir: dir,
         }
+    }
+
+    /// Prometheus scraping `/metrics` at `target` (`host:port`) every
+    /// second, with `authorization` (a bearer token file) when given.
+    pub fn scraping(target: &str, token_file: Option<&Path>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let auth = token_file
+            .map(|f| {
+                format!(
+                    "    authorization:\n      credentials_file: {}\n",
+                    f.display()
+                )
+            })
+            .unwrap_or_default();
+        let yml = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: mongomon\n{auth}    static_configs:\n      - targets: [\"{target}\"]\n"
+        );
+        Self::start_in(dir, &yml, &[])
     }
 
     pub fn write_url(&self) -> String {
@@ -375,6 +401,16 @@ impl TestCa {
         let path = self.dir.path().join("client-bundle.pem");
         std::fs::write(&path, both).expect("bundle");
         path
+    }
+
+    /// Another certificate of this CA, `<name>.pem` and `<name>.key`, for
+    /// `subject` with the openssl extensions `ext`.
+    pub fn issue(&self, name: &str, subject: &str, ext: &str) -> (PathBuf, PathBuf) {
+        issue(self.dir.path(), name, subject, ext);
+        (
+            self.dir.path().join(format!("{name}.pem")),
+            self.dir.path().join(format!("{name}.key")),
+        )
     }
 
     /// `(certificate, key)` of a client signed by this CA.

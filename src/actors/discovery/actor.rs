@@ -51,6 +51,9 @@ pub struct Discovery {
     announce_pending: Option<SpawnHandle>,
     /// The per-host clients, shared with the monitors.
     clients: HostClients,
+    /// Fleet mode: hosts (→ target) an earlier leader published that this
+    /// discovery has not confirmed yet.
+    inherited: BTreeMap<String, String>,
 }
 
 /// How long resolved targets wait to be announced together.
@@ -90,9 +93,18 @@ impl Discovery {
             tick: None,
             announce_pending: None,
             clients,
+            inherited: BTreeMap::new(),
         };
         d.set_targets(targets);
         d
+    }
+
+    /// Fleet mode: carry on from the host set an earlier leader published
+    /// (`host:port` → target); hosts not found again are announced removed
+    /// once their target has been expanded.
+    pub fn inheriting(mut self, hosts: BTreeMap<String, String>) -> Self {
+        self.inherited = hosts;
+        self
     }
 
     fn set_targets(&mut self, targets: Vec<TargetSettings>) {
@@ -308,25 +320,34 @@ impl Discovery {
                 }
                 wanted.insert(
                     addr.clone(),
-                    HostSpec {
-                        addr: addr.clone(),
-                        target: name.clone(),
-                        cluster: state.cluster_label.clone(),
-                        replset: f.replset.clone(),
-                        shard: f.shard.clone(),
-                        base_options: opts.clone(),
-                        settings_hash: mongo::settings_hash(&state.settings),
-                        fingerprint: fingerprint(&state.settings, &state.cluster_label, f),
-                    },
+                    spec_for(
+                        &state.settings,
+                        opts,
+                        &state.cluster_label,
+                        addr,
+                        f.replset.clone(),
+                        f.shard.clone(),
+                    ),
                 );
             }
         }
-        let removed: Vec<String> = self
+        let mut removed: Vec<String> = self
             .announced
             .keys()
             .filter(|a| !wanted.contains_key(*a))
             .cloned()
             .collect();
+        // Hosts an earlier leader published: once their target has been
+        // expanded here (or is configured no more), those not found again
+        // are gone.
+        let targets = &self.targets;
+        self.inherited.retain(|addr, target| {
+            let settled = targets.get(target).is_none_or(|t| t.options.is_some());
+            if settled && !wanted.contains_key(addr) {
+                removed.push(addr.clone());
+            }
+            !settled
+        });
         let added: Vec<HostSpec> = wanted
             .values()
             .filter(|s| self.announced.get(&s.addr).map(|o| o.fingerprint) != Some(s.fingerprint))
@@ -366,12 +387,35 @@ fn seeds_only(seeds: &[String]) -> Expansion {
     e
 }
 
+/// What a monitor of `addr` is built from: the target's settings and
+/// client options, and the labels discovery found. Fleet agents build the
+/// same from the host set their leader published.
+pub fn spec_for(
+    t: &TargetSettings,
+    options: &mongo::TargetOptions,
+    cluster: &str,
+    addr: &str,
+    replset: Option<String>,
+    shard: Option<String>,
+) -> HostSpec {
+    HostSpec {
+        addr: addr.to_string(),
+        target: t.name.clone(),
+        cluster: cluster.to_string(),
+        fingerprint: fingerprint(t, cluster, &shard),
+        replset,
+        shard,
+        base_options: options.clone(),
+        settings_hash: mongo::settings_hash(t),
+    }
+}
+
 /// A hash of what a monitor is built from: target settings and labels. A
 /// monitor is restarted only when it changes.
-fn fingerprint(t: &TargetSettings, cluster: &str, f: &Found) -> u64 {
+fn fingerprint(t: &TargetSettings, cluster: &str, shard: &Option<String>) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (&t.name, &t.uri, &t.username, &t.password, cluster, &f.shard).hash(&mut h);
+    (&t.name, &t.uri, &t.username, &t.password, cluster, shard).hash(&mut h);
     h.finish()
 }
 

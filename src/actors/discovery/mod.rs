@@ -19,7 +19,7 @@ use actix::Message;
 use crate::actors::host_monitor::HostSpec;
 use crate::config::{DiscoverySettings, TargetSettings};
 
-pub use actor::{Discovery, DiscoveryLinks};
+pub use actor::{spec_for, Discovery, DiscoveryLinks};
 
 /// Replace the targets and discovery settings (at start and on reload).
 #[derive(Message)]

@@ -29,6 +29,8 @@ pub struct MonitorLinks {
     pub mongos_ping_window: Duration,
     /// Shared with discovery: the client its probe built is sampled with.
     pub clients: HostClients,
+    /// Closed when this agent may not sample (fleet mode, lease lost).
+    pub gate: crate::fleet::FleetGate,
 }
 
 /// Samples one host. Owned by the supervisor; stops only when told to or
@@ -166,6 +168,11 @@ impl HostMonitor {
 
     fn start_round(&mut self, ctx: &mut Context<Self>) {
         crate::failpoint::hit("host_monitor.round");
+        if !self.links.gate.is_open() {
+            // The fleet lease ran out (etcd unreachable, or this process
+            // was paused): another agent may own the host by now.
+            return;
+        }
         if self.in_flight {
             AgentStats::add(&self.links.stats.rounds_skipped, 1);
             debug!(self.log, "Previous round still running; skipping this one.");
@@ -240,7 +247,9 @@ impl HostMonitor {
                         // sections that appear at first use (a new top-level
                         // key); counted again then and on every info round
                         // (hourly, after a restart or an upgrade).
-                        let keys = doc.iter_elements().count();
+                        let keys = crate::wire::raw::elements(doc.as_bytes())
+                            .map(Iterator::count)
+                            .unwrap_or(0);
                         let unmapped = match self.schema_seen {
                             Some((len, n)) if len == keys && !round.info_requested => n,
                             _ => {
@@ -336,10 +345,7 @@ impl HostMonitor {
             .ok()
             .flatten()
             .and_then(crate::format::flatten::raw_number)
-            .map(|n| match n {
-                Number::Int(i) => i as f64,
-                Number::Float(f) => f,
-            });
+            .map(Number::as_f64);
         let restarted = matches!((self.last_uptime, uptime), (Some(a), Some(b)) if b < a);
         let upgraded =
             version.is_some() && self.last_version.is_some() && version != self.last_version;

@@ -1,6 +1,6 @@
 //! The `Supervisor` actor.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use crate::actors::batcher::{self, Batcher, Flush, StopBatching};
 use crate::actors::discovery::{
     ApplyTargets, Discovery, DiscoveryLinks, HostSetChanged, StopDiscovery, TopologyObserved,
 };
+use crate::actors::fleet::{Fleet, FleetLinks, Leadership, LeaveFleet, OwnedHosts, PublishHosts};
 use crate::actors::host_monitor::{
     self, DescribeHost, HostMonitor, HostSpec, MonitorLinks, SamplesCollected, StopMonitoring,
 };
@@ -22,6 +23,8 @@ use crate::actors::uploader::spool::{Spool, SpoolError};
 use crate::actors::uploader::{self, BeginDrain, IsIdle, StopUploading, Uploader};
 use crate::actors::{ChildId, Route};
 use crate::config::{self, Settings, UploadSettings};
+use crate::fleet::{FleetGate, PublishedHost};
+use crate::listener::{AgentView, TargetView};
 use crate::logging::LogHandle;
 use crate::mongo::HostClients;
 use crate::sample::Labels;
@@ -72,10 +75,11 @@ pub struct Supervisor {
     stats: Stats,
     /// One per upload target, in configuration order.
     lanes: Vec<Lane>,
-    to_batcher: Route<SamplesCollected>,
+    /// One batcher per worker; a monitor feeds the one of its worker.
+    to_batchers: Vec<Route<SamplesCollected>>,
     to_discovery: Route<TopologyObserved>,
     discovery: Option<Addr<Discovery>>,
-    batcher: Option<Addr<Batcher>>,
+    batchers: HashMap<usize, Addr<Batcher>>,
     uploaders: HashMap<String, Addr<Uploader>>,
     /// Hosts Discovery wants monitored.
     wanted: HashMap<String, HostSpec>,
@@ -90,6 +94,22 @@ pub struct Supervisor {
     shutting_down: bool,
     /// One driver client per host, shared by discovery and the monitors.
     clients: HostClients,
+    /// What the HTTP listener serves, when `[http]` is on.
+    view: Option<AgentView>,
+    /// Fleet mode: the membership actor, the gate every monitor checks,
+    /// and, while this agent leads, the host set it publishes.
+    fleet: Option<Addr<Fleet>>,
+    gate: FleetGate,
+    leading: bool,
+    published: BTreeMap<String, PublishedHost>,
+    /// The published set when the leadership began (Discovery carries on
+    /// from it).
+    inherited: BTreeMap<String, String>,
+    /// The share `Fleet` gave last, and each target's client options
+    /// (resolved once) to build its monitors with.
+    share: Vec<PublishedHost>,
+    target_options: HashMap<String, crate::mongo::TargetOptions>,
+    resolving: HashSet<String>,
 }
 
 impl Supervisor {
@@ -116,10 +136,12 @@ impl Supervisor {
             log_handle,
             stats,
             lanes,
-            to_batcher: Route::default(),
+            to_batchers: (0..workers.len().max(1))
+                .map(|_| Route::default())
+                .collect(),
             to_discovery: Route::default(),
             discovery: None,
-            batcher: None,
+            batchers: HashMap::new(),
             uploaders: HashMap::new(),
             wanted: HashMap::new(),
             monitors: HashMap::new(),
@@ -130,7 +152,39 @@ impl Supervisor {
             failed: HashSet::new(),
             shutting_down: false,
             clients: HostClients::with_workers(workers),
+            view: None,
+            fleet: None,
+            gate: FleetGate::open(),
+            leading: false,
+            published: BTreeMap::new(),
+            inherited: BTreeMap::new(),
+            share: Vec::new(),
+            target_options: HashMap::new(),
+            resolving: HashSet::new(),
         })
+    }
+
+    /// Keeps `view` up to date (hosts, their latest rounds, upload
+    /// targets) for the HTTP listener.
+    pub fn with_view(mut self, view: AgentView) -> Self {
+        self.view = Some(view);
+        self.publish_targets();
+        self
+    }
+
+    fn publish_targets(&self) {
+        if let Some(v) = &self.view {
+            v.set_targets(
+                self.lanes
+                    .iter()
+                    .map(|l| TargetView {
+                        name: l.settings.name.clone(),
+                        stats: l.stats.clone(),
+                        spool_budget: l.settings.spool.as_ref().map(|s| s.max_bytes),
+                    })
+                    .collect(),
+            );
+        }
     }
 
     fn next_generation(&mut self, id: &ChildId) -> u64 {
@@ -163,19 +217,29 @@ impl Supervisor {
                 lane.uploader.set(addr.clone().recipient());
                 self.uploaders.insert(name.clone(), addr);
             }
-            ChildId::Batcher => {
-                let addr = Batcher::new(
+            ChildId::Batcher(i) => {
+                let i = *i;
+                let batcher = Batcher::new(
                     self.lanes.clone(),
                     self.settings.agent.clone(),
                     &self.settings.collect,
                     me,
-                    generation,
+                    batcher::Place {
+                        worker: i,
+                        generation,
+                    },
                     self.stats.clone(),
                     &self.log,
                 )
-                .start();
-                self.to_batcher.set(addr.clone().recipient());
-                self.batcher = Some(addr);
+                .with_view(self.view.clone());
+                // On its worker, beside the monitors that feed it: their
+                // samples never cross a thread before they are bytes.
+                let addr = match self.clients.workers().get(i) {
+                    Some(w) => Batcher::start_in_arbiter(&w, move |_| batcher),
+                    None => batcher.start(),
+                };
+                self.to_batchers[i].set(addr.clone().recipient());
+                self.batchers.insert(i, addr);
             }
             ChildId::Discovery => {
                 let addr = Discovery::new(
@@ -190,6 +254,7 @@ impl Supervisor {
                     generation,
                     &self.log,
                 )
+                .inheriting(self.inherited.clone())
                 .start();
                 self.to_discovery.set(addr.clone().recipient());
                 self.discovery = Some(addr);
@@ -198,13 +263,18 @@ impl Supervisor {
                 let Some(spec) = self.wanted.get(host).cloned() else {
                     return;
                 };
+                if let Some(v) = &self.view {
+                    v.register_host(host);
+                }
+                let worker = self.clients.workers().index_for(host).unwrap_or(0);
                 let links = MonitorLinks {
-                    samples: self.to_batcher.clone(),
+                    samples: self.to_batchers[worker % self.to_batchers.len()].clone(),
                     topology: self.to_discovery.clone(),
                     supervisor: me,
                     stats: self.stats.clone(),
                     mongos_ping_window: self.settings.discovery.mongos_ping_window,
                     clients: self.clients.clone(),
+                    gate: self.gate.clone(),
                 };
                 let monitor = HostMonitor::new(
                     spec,
@@ -227,7 +297,7 @@ impl Supervisor {
     fn is_running(&self, id: &ChildId) -> bool {
         match id {
             ChildId::Uploader(n) => self.uploaders.get(n).is_some_and(|a| a.connected()),
-            ChildId::Batcher => self.batcher.as_ref().is_some_and(|a| a.connected()),
+            ChildId::Batcher(i) => self.batchers.get(i).is_some_and(|a| a.connected()),
             ChildId::Discovery => self.discovery.as_ref().is_some_and(|a| a.connected()),
             ChildId::Host(h) => self.monitors.get(h).is_some_and(|a| a.connected()),
         }
@@ -236,6 +306,9 @@ impl Supervisor {
     fn stop_monitor(&mut self, host: &str) {
         if let Some(addr) = self.monitors.remove(host) {
             addr.do_send(StopMonitoring);
+        }
+        if let Some(v) = &self.view {
+            v.forget_host(host);
         }
         let id = ChildId::Host(host.to_string());
         self.failed.remove(&id);
@@ -289,6 +362,7 @@ impl Supervisor {
             }
         }
         self.lanes = lanes;
+        self.publish_targets();
     }
 
     fn apply(&mut self, new: Settings, ctx: &mut Context<Self>) {
@@ -300,6 +374,19 @@ impl Supervisor {
             || old.agent.log_format != self.settings.agent.log_format
         {
             warn!(self.log, "agent.log_file and agent.log_format take effect at the next start; the level changed now.");
+        }
+        if old.fleet != self.settings.fleet {
+            warn!(
+                self.log,
+                "Changes to [fleet] take effect at the next start; the agent stays in its fleet as it is."
+            );
+            self.settings.fleet = old.fleet.clone();
+        }
+        if old.http != self.settings.http {
+            warn!(
+                self.log,
+                "Changes to [http] take effect at the next start; the listener keeps its settings."
+            );
         }
         if old.agent != self.settings.agent {
             for addr in self.monitors.values() {
@@ -313,13 +400,23 @@ impl Supervisor {
             || old.uploads != self.settings.uploads
             || old.collect != self.settings.collect
         {
-            if let Some(b) = &self.batcher {
+            for b in self.batchers.values() {
                 b.do_send(batcher::ApplySettings {
                     lanes: self.lanes.clone(),
                     agent: self.settings.agent.clone(),
                     collect: self.settings.collect.clone(),
                 });
             }
+        }
+        if self.fleet.is_some() && old.targets != self.settings.targets {
+            // The share's monitors are built from this agent's own target
+            // settings: rebuild those whose target changed.
+            let targets = &self.settings.targets;
+            self.target_options.retain(|name, _| {
+                old.targets.iter().find(|t| &t.name == name)
+                    == targets.iter().find(|t| &t.name == name)
+            });
+            self.apply_share(ctx);
         }
         if old.targets != self.settings.targets
             || old.discovery != self.settings.discovery
@@ -348,8 +445,26 @@ impl Actor for Supervisor {
         for name in names {
             self.start_child(ChildId::Uploader(name), ctx);
         }
-        self.start_child(ChildId::Batcher, ctx);
-        self.start_child(ChildId::Discovery, ctx);
+        for i in 0..self.to_batchers.len() {
+            self.start_child(ChildId::Batcher(i), ctx);
+        }
+        match self.settings.fleet.clone() {
+            // Discovery runs on whichever agent the fleet elects.
+            Some(fleet) => {
+                self.gate = FleetGate::closed();
+                if let Some(v) = &self.view {
+                    v.set_fleet(&fleet.name, &fleet.agent_id, self.gate.clone());
+                }
+                let links = FleetLinks {
+                    owned: ctx.address().recipient(),
+                    leadership: ctx.address().recipient(),
+                    gate: self.gate.clone(),
+                    stats: self.stats.clone(),
+                };
+                self.fleet = Some(Fleet::new(fleet, links, &self.log).start());
+            }
+            None => self.start_child(ChildId::Discovery, ctx),
+        }
     }
 }
 
@@ -381,12 +496,48 @@ impl Handler<HostSetChanged> for Supervisor {
         if self.shutting_down {
             return;
         }
-        for host in msg.removed {
+        if let Some(fleet) = &self.fleet {
+            // The leader publishes; every agent (this one too) monitors
+            // the share that comes back as OwnedHosts.
+            for host in &msg.removed {
+                self.published.remove(host);
+            }
+            for spec in &msg.added {
+                self.published.insert(
+                    spec.addr.clone(),
+                    PublishedHost {
+                        addr: spec.addr.clone(),
+                        target: spec.target.clone(),
+                        cluster: spec.cluster.clone(),
+                        replset: spec.replset.clone(),
+                        shard: spec.shard.clone(),
+                    },
+                );
+            }
+            if self.leading {
+                fleet.do_send(PublishHosts(self.published.values().cloned().collect()));
+            }
+            return;
+        }
+        self.change_hosts(msg.added, msg.removed, ctx);
+    }
+}
+
+impl Supervisor {
+    /// Starts, restarts and stops monitors: `added` are new or changed
+    /// hosts, `removed` hosts to stop.
+    fn change_hosts(
+        &mut self,
+        added: Vec<HostSpec>,
+        removed: Vec<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        for host in removed {
             info!(self.log, "Host no longer monitored."; "host" => &host);
             self.wanted.remove(&host);
             self.stop_monitor(&host);
         }
-        for spec in msg.added {
+        for spec in added {
             let host = spec.addr.clone();
             let unchanged = self.wanted.get(&host).is_some_and(|old| {
                 old.fingerprint == spec.fingerprint && old.cluster == spec.cluster
@@ -407,6 +558,103 @@ impl Handler<HostSetChanged> for Supervisor {
             act.nofile_check = None;
             act.check_nofile();
         }));
+    }
+}
+
+impl Supervisor {
+    /// Turns the fleet's share into monitors: each host's spec is built
+    /// from this agent's own copy of its target's settings. A target whose
+    /// options are not resolved yet is resolved first (once), then the
+    /// share is applied again.
+    fn apply_share(&mut self, ctx: &mut Context<Self>) {
+        let mut specs = Vec::new();
+        for h in &self.share {
+            let Some(target) = self.settings.targets.iter().find(|t| t.name == h.target) else {
+                warn!(self.log, "The fleet's host set names a target this agent's configuration lacks; every agent of a fleet needs the same [[targets]]."; "host" => &h.addr, "target" => &h.target);
+                continue;
+            };
+            match self.target_options.get(&h.target) {
+                Some(opts) => specs.push(crate::actors::discovery::spec_for(
+                    target,
+                    opts,
+                    &h.cluster,
+                    &h.addr,
+                    h.replset.clone(),
+                    h.shard.clone(),
+                )),
+                None => {
+                    if self.resolving.insert(h.target.clone()) {
+                        let t = target.clone();
+                        ctx.spawn(
+                            async move { crate::mongo::target_options(&t).await.map(|o| (t.name.clone(), o)) }
+                                .into_actor(self)
+                                .map(|r, act, ctx| match r {
+                                    Ok((name, o)) => {
+                                        act.resolving.remove(&name);
+                                        act.target_options.insert(name, o);
+                                        act.apply_share(ctx);
+                                    }
+                                    Err(e) => {
+                                        error!(act.log, "Cannot resolve a target of the fleet's share; trying again."; "error" => e.message);
+                                        ctx.run_later(Duration::from_secs(5), |act, ctx| {
+                                            act.resolving.clear();
+                                            act.apply_share(ctx);
+                                        });
+                                    }
+                                }),
+                        );
+                    }
+                }
+            }
+        }
+        let keep: HashSet<&str> = self.share.iter().map(|h| h.addr.as_str()).collect();
+        let removed: Vec<String> = self
+            .wanted
+            .keys()
+            .filter(|h| !keep.contains(h.as_str()))
+            .cloned()
+            .collect();
+        self.change_hosts(specs, removed, ctx);
+    }
+}
+
+impl Handler<OwnedHosts> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: OwnedHosts, ctx: &mut Self::Context) {
+        if self.shutting_down {
+            return;
+        }
+        self.share = msg.0;
+        self.apply_share(ctx);
+    }
+}
+
+impl Handler<Leadership> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leadership, ctx: &mut Self::Context) {
+        if self.shutting_down {
+            return;
+        }
+        self.leading = msg.leader;
+        if msg.leader {
+            self.inherited = msg
+                .published
+                .iter()
+                .map(|h| (h.addr.clone(), h.target.clone()))
+                .collect();
+            self.published = msg
+                .published
+                .into_iter()
+                .map(|h| (h.addr.clone(), h))
+                .collect();
+            if !self.is_running(&ChildId::Discovery) {
+                self.start_child(ChildId::Discovery, ctx);
+            }
+        } else if let Some(d) = self.discovery.take() {
+            d.do_send(StopDiscovery);
+        }
     }
 }
 
@@ -451,7 +699,8 @@ impl Handler<ListChildren> for Supervisor {
     type Result = Vec<ChildStatus>;
 
     fn handle(&mut self, _: ListChildren, _: &mut Self::Context) -> Vec<ChildStatus> {
-        let mut ids = vec![ChildId::Discovery, ChildId::Batcher];
+        let mut ids = vec![ChildId::Discovery];
+        ids.extend((0..self.to_batchers.len()).map(ChildId::Batcher));
         ids.extend(
             self.lanes
                 .iter()
@@ -541,11 +790,15 @@ impl Handler<Shutdown> for Supervisor {
         for (_, addr) in self.monitors.drain() {
             addr.do_send(StopMonitoring);
         }
-        let batcher = self.batcher.clone();
+        let batchers: Vec<Addr<Batcher>> = self.batchers.values().cloned().collect();
         let uploaders: Vec<Addr<Uploader>> = self.uploaders.values().cloned().collect();
         let deadline = crate::clock::deadline(Instant::now(), timeout);
+        let fleet = self.fleet.clone();
         let drain = async move {
-            if let Some(b) = &batcher {
+            if let Some(f) = fleet {
+                let _ = f.send(LeaveFleet).await;
+            }
+            for b in &batchers {
                 let _ = b.send(Flush).await;
             }
             for u in &uploaders {
@@ -579,7 +832,7 @@ impl Handler<Shutdown> for Supervisor {
                 }
             }
             info!(act.log, "Exiting.");
-            if let Some(b) = act.batcher.take() {
+            for (_, b) in act.batchers.drain() {
                 b.do_send(StopBatching);
             }
             for (_, u) in act.uploaders.drain() {

@@ -27,7 +27,7 @@ use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,7 +35,10 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::actors::host_monitor::phase_offset;
+pub mod etcd;
 mod fleet;
+mod fleet_agents;
+mod scrape;
 
 use crate::sim::HostInfo;
 use fleet::Fleet;
@@ -60,6 +63,8 @@ pub struct BenchOptions {
     /// The agent's `collect.profile` and `upload.compression`.
     pub collect_profile: String,
     pub compression: String,
+    /// `/metrics` scrapes to time in the window (0: the listener stays off).
+    pub scrapes: u32,
 }
 
 /// Distribution of a set of milliseconds.
@@ -70,7 +75,7 @@ pub struct Quantiles {
     pub max_ms: f64,
 }
 
-fn quantiles(mut v: Vec<f64>) -> Quantiles {
+pub(crate) fn quantiles(mut v: Vec<f64>) -> Quantiles {
     if v.is_empty() {
         return Quantiles::default();
     }
@@ -129,6 +134,54 @@ pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     })
 }
 
+/// CPU ticks of each thread of `pid`, by thread id, with its name.
+pub fn thread_ticks(pid: u32) -> HashMap<u32, (String, u64)> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        out.insert(tid, (name, ticks));
+    }
+    out
+}
+
+/// Each thread's share of the process's CPU between two [`thread_ticks`]
+/// readings, largest first, as (name, share).
+fn thread_shares(
+    before: &HashMap<u32, (String, u64)>,
+    after: &HashMap<u32, (String, u64)>,
+) -> Vec<(String, f64)> {
+    let deltas: Vec<(String, u64)> = after
+        .iter()
+        .map(|(tid, (name, t))| {
+            let t0 = before.get(tid).map(|b| b.1).unwrap_or(0);
+            (name.clone(), t.saturating_sub(t0))
+        })
+        .collect();
+    let total: u64 = deltas.iter().map(|d| d.1).sum();
+    let mut shares: Vec<(String, f64)> = deltas
+        .into_iter()
+        .filter(|d| d.1 > 0)
+        .map(|(n, d)| (n, d as f64 / total.max(1) as f64))
+        .collect();
+    shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+    shares
+}
+
 /// What the receiver saw.
 #[derive(Debug, Default)]
 struct Seen {
@@ -137,8 +190,12 @@ struct Seen {
     requests: u64,
     bytes: u64,
     lines: u64,
-    /// (arrival ms, body bytes) of each accepted request.
-    arrivals: Vec<(i64, u64)>,
+    /// (arrival ms, body bytes as sent, time of its oldest line in ms) of each
+    /// accepted request: a drain is over when the last request holding a
+    /// line from the outage arrived, whichever measurement it carried.
+    arrivals: Vec<(i64, u64, i64)>,
+    /// (sample time ms, fields) of the agent's own `mongomon` lines.
+    agent_lines: Vec<(i64, String)>,
 }
 
 fn now_ms() -> i64 {
@@ -149,12 +206,28 @@ fn now_ms() -> i64 {
 }
 
 /// A line-protocol receiver that answers 204 and records `mongodb` lines.
+///
+/// Its request threads only read a body, note when it arrived and answer;
+/// one decoder thread decompresses and reads the lines behind them. So the
+/// receiver's own speed does not pace what it measures (a drain after an
+/// outage sends hundreds of megabytes of line protocol in seconds), and
+/// [`Receiver::settle`] waits for the decoder before figures are read.
 struct Receiver {
     addr: SocketAddr,
     seen: Arc<Mutex<Seen>>,
     stop: Arc<AtomicBool>,
     /// Answer 503 to everything (a receiver outage).
     down: Arc<AtomicBool>,
+    /// Bodies handed to the decoder, and bodies it has read.
+    queued: Arc<AtomicU64>,
+    decoded: Arc<AtomicU64>,
+}
+
+/// One accepted request, for the decoder.
+struct Arrival {
+    at_ms: i64,
+    body: Vec<u8>,
+    encoding: crate::http_body::BodyEncoding,
 }
 
 impl Receiver {
@@ -165,13 +238,24 @@ impl Receiver {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let down = Arc::new(AtomicBool::new(false));
-        let (s, st, dn) = (seen.clone(), stop.clone(), down.clone());
+        let queued = Arc::new(AtomicU64::new(0));
+        let decoded = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = std::sync::mpsc::channel::<Arrival>();
+        let (s, dec) = (seen.clone(), decoded.clone());
+        std::thread::spawn(move || {
+            // Ends when every sender (the request threads) is gone.
+            for a in rx {
+                record(&s, a);
+                dec.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let (st, dn, q) = (stop.clone(), down.clone(), queued.clone());
         std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((conn, _)) => {
-                        let (s, st, dn) = (s.clone(), st.clone(), dn.clone());
-                        std::thread::spawn(move || serve(conn, s, st, dn));
+                        let (st, dn, q, tx) = (st.clone(), dn.clone(), q.clone(), tx.clone());
+                        std::thread::spawn(move || serve(conn, tx, q, st, dn));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
@@ -182,7 +266,20 @@ impl Receiver {
             seen,
             stop,
             down,
+            queued,
+            decoded,
         })
+    }
+
+    /// Waits (up to `limit`) until the decoder has read every body
+    /// received so far.
+    fn settle(&self, limit: Duration) {
+        let t0 = Instant::now();
+        while self.decoded.load(Ordering::Relaxed) < self.queued.load(Ordering::Relaxed)
+            && t0.elapsed() < limit
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -192,13 +289,19 @@ impl Drop for Receiver {
     }
 }
 
-fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, down: Arc<AtomicBool>) {
+fn serve(
+    conn: TcpStream,
+    decoder: std::sync::mpsc::Sender<Arrival>,
+    queued: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    down: Arc<AtomicBool>,
+) {
     let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
     let Ok(mut w) = conn.try_clone() else { return };
     let mut r = BufReader::new(conn);
     while !stop.load(Ordering::Relaxed) {
-        let body = match crate::http_body::read_body(&mut r) {
-            Ok(Some(body)) => body,
+        let (body, encoding) = match crate::http_body::read_raw_body(&mut r) {
+            Ok(Some(b)) => b,
             Ok(None) => return,
             Err(e)
                 if matches!(
@@ -210,7 +313,6 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, down: A
             }
             Err(_) => return,
         };
-        let len = body.len();
         if down.load(Ordering::Relaxed) {
             if w.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
                 .is_err()
@@ -219,30 +321,17 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, down: A
             }
             continue;
         }
-        let arrived = now_ms();
-        let text = String::from_utf8_lossy(&body);
+        let at_ms = now_ms();
+        queued.fetch_add(1, Ordering::Relaxed);
+        if decoder
+            .send(Arrival {
+                at_ms,
+                body,
+                encoding,
+            })
+            .is_err()
         {
-            let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
-            s.requests += 1;
-            s.bytes += len as u64;
-            s.arrivals.push((arrived, len as u64));
-            for l in text.lines() {
-                s.lines += 1;
-                let Some(rest) = l.strip_prefix("mongodb,") else {
-                    continue;
-                };
-                let host = rest
-                    .split(',')
-                    .find_map(|kv| kv.strip_prefix("host="))
-                    .map(|h| h.split(' ').next().unwrap_or(h));
-                let ts = l.rsplit(' ').next().and_then(|t| t.parse::<i64>().ok());
-                if let (Some(h), Some(ts)) = (host, ts) {
-                    s.samples
-                        .entry(h.to_string())
-                        .or_default()
-                        .push((ts / 1_000_000, arrived));
-                }
-            }
+            return;
         }
         if w.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
             .is_err()
@@ -250,6 +339,48 @@ fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, stop: Arc<AtomicBool>, down: A
             return;
         }
     }
+}
+
+/// The decoder's part: one request's lines into `seen`.
+fn record(seen: &Mutex<Seen>, a: Arrival) {
+    let sent = a.body.len() as u64;
+    let Ok(body) = crate::http_body::decode_body(a.body, a.encoding) else {
+        return;
+    };
+    let arrived = a.at_ms;
+    let text = String::from_utf8_lossy(&body);
+    let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
+    s.requests += 1;
+    s.bytes += body.len() as u64;
+    let mut oldest = i64::MAX;
+    for l in text.lines() {
+        s.lines += 1;
+        let ts = l.rsplit(' ').next().and_then(|t| t.parse::<i64>().ok());
+        if let Some(t) = ts {
+            oldest = oldest.min(t / 1_000_000);
+        }
+        if let (Some(rest), Some(t)) = (l.strip_prefix("mongomon,"), ts) {
+            if let Some((_, fields)) = rest.split_once(' ') {
+                let fields = fields.rsplit_once(' ').map_or(fields, |(f, _)| f);
+                s.agent_lines.push((t / 1_000_000, fields.to_string()));
+            }
+            continue;
+        }
+        let Some(rest) = l.strip_prefix("mongodb,") else {
+            continue;
+        };
+        let host = rest
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("host="))
+            .map(|h| h.split(' ').next().unwrap_or(h));
+        if let (Some(h), Some(ts)) = (host, ts) {
+            s.samples
+                .entry(h.to_string())
+                .or_default()
+                .push((ts / 1_000_000, arrived));
+        }
+    }
+    s.arrivals.push((arrived, sent, oldest));
 }
 
 /// The simulated fleet for `n` hosts.
@@ -324,7 +455,12 @@ fn topology(n: usize) -> (Vec<String>, usize) {
 
 /// The agent's configuration: one seed per replica set and per standalone,
 /// one mongos for the cluster.
-fn agent_config(hosts: &[HostInfo], o: &BenchOptions, receiver: SocketAddr) -> String {
+fn agent_config(
+    hosts: &[HostInfo],
+    o: &BenchOptions,
+    receiver: SocketAddr,
+    listen: Option<SocketAddr>,
+) -> String {
     let dir = o.work_dir.display();
     let mut c = format!(
         "[agent]\ninterval_secs = {}\ncommand_timeout_ms = 5000\nconnect_timeout_ms = 3000\n\
@@ -336,6 +472,9 @@ fn agent_config(hosts: &[HostInfo], o: &BenchOptions, receiver: SocketAddr) -> S
         o.collect_profile,
         o.compression,
     );
+    if let Some(l) = listen {
+        c.push_str(&format!("[http]\nenabled = true\nlisten = \"{l}\"\n"));
+    }
     let mut seeded = std::collections::BTreeSet::new();
     for h in hosts {
         let seed = match (&h.set, &h.cluster, h.role.as_str()) {
@@ -365,6 +504,9 @@ pub struct AgentFigures {
     pub rss_kib_per_host: f64,
     pub threads: u64,
     pub sockets_per_host: f64,
+    /// Each thread's share of the agent's CPU in the window, largest
+    /// first (thread name, share): how evenly the work spreads.
+    pub thread_cpu_shares: Vec<(String, f64)>,
 }
 
 /// What `bench` reports.
@@ -394,6 +536,8 @@ pub struct Report {
     pub simulator_cpu_seconds: f64,
     pub simulator_rss_kib: u64,
     pub drain: Option<Drain>,
+    /// `--scrapes`: how long `/metrics` took to answer.
+    pub scrape: Option<scrape::ScrapeFigures>,
     pub peers: Vec<PeerFigures>,
 }
 
@@ -404,10 +548,21 @@ pub struct Drain {
     /// Spool bytes on disk at the end of the outage, per host-sample taken during it.
     pub spool_bytes: u64,
     pub spool_bytes_per_host_sample: f64,
-    /// From the receiver's return to the arrival of the last sample taken during the outage.
+    /// From the receiver's return to the arrival of the last request that
+    /// holds data taken during the outage (any measurement).
     pub drain_secs: f64,
+    /// From the receiver's return to the first batch it accepted: the
+    /// agent's retry delay, up to `upload.retry_max_ms`.
+    pub resume_secs: f64,
+    /// From that first accepted batch to the end of the drain.
+    pub transfer_secs: f64,
     pub backlog_host_samples: u64,
+    /// Backlog host-samples over `drain_secs` (the retry wait included).
     pub host_samples_per_sec: f64,
+    /// Backlog host-samples over `transfer_secs`: how fast the agent
+    /// delivers a backlog once the receiver takes it.
+    pub transfer_host_samples_per_sec: f64,
+    pub backlog_bytes: u64,
     pub batches: u64,
     pub batches_per_sec: f64,
     /// The collection rate, for comparison.
@@ -419,6 +574,17 @@ pub struct Drain {
 pub struct PeerFigures {
     pub name: String,
     pub hosts: usize,
+    /// Hosts the peer collected anything from.
+    pub hosts_reporting: Option<f64>,
+    /// Host-samples the peer collected in the measured window.
+    pub host_samples: Option<f64>,
+    pub cpu_seconds_per_1000_host_samples: Option<f64>,
+    pub rss_kib_per_host: Option<f64>,
+    /// Values (fields, data points, series) per host and gather.
+    pub values_per_host_sample: Option<f64>,
+    pub log_errors: Option<f64>,
+    /// Why the peer produced no figures.
+    pub error: Option<String>,
     pub summary: serde_json::Value,
     /// mongomon / peer, CPU per host-sample (lower is better for mongomon).
     pub cpu_per_host_sample_ratio: Option<f64>,
@@ -440,6 +606,9 @@ pub fn command(args: crate::cli::BenchArgs) -> anyhow::Result<std::process::Exit
         peer: peers,
         collect_profile,
         compression,
+        scrapes,
+        fleet_agents,
+        lease_ttl_secs,
     } = args;
     let o = BenchOptions {
         hosts,
@@ -449,6 +618,7 @@ pub fn command(args: crate::cli::BenchArgs) -> anyhow::Result<std::process::Exit
         outage: Duration::from_secs(outage_secs),
         collect_profile,
         compression,
+        scrapes,
         agent_bin: match agent_bin {
             Some(p) => p,
             None => std::env::current_exe().context("cannot find this executable")?,
@@ -466,6 +636,15 @@ pub fn command(args: crate::cli::BenchArgs) -> anyhow::Result<std::process::Exit
             })
             .collect::<anyhow::Result<_>>()?,
     };
+    if fleet_agents > 0 {
+        let report = fleet_agents::run(&o, fleet_agents as usize, lease_ttl_secs)?;
+        print!("{}", fleet_agents::render(&report));
+        if let Some(path) = json {
+            std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let report = run(&o)?;
     print!("{}", render(&report));
     let text = serde_json::to_string_pretty(&report)?;
@@ -489,7 +668,12 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
     }
     let receiver = Receiver::start()?;
     let cfg_path = o.work_dir.join("mongomon.toml");
-    std::fs::write(&cfg_path, agent_config(&hosts, o, receiver.addr))?;
+    let listen = if o.scrapes > 0 {
+        Some(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    } else {
+        None
+    };
+    std::fs::write(&cfg_path, agent_config(&hosts, o, receiver.addr, listen))?;
     // It holds the bench user's password: private, as the agent expects.
     std::fs::set_permissions(
         &cfg_path,
@@ -501,6 +685,7 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
         sleep_checking(&mut child, o.warmup)?;
         let start_ms = now_ms();
         let cpu0 = proc_stat(pid).context("agent vanished")?.cpu_seconds;
+        let threads0 = thread_ticks(pid);
         let srv0 = sim.totals();
         let kids0 = sim.children_stat().0;
         let mut peak = ProcStat::default();
@@ -513,6 +698,7 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
         if !o.outage.is_zero() {
             receiver.down.store(true, Ordering::Relaxed);
         }
+        let scraper = listen.map(|addr| scrape::Scraper::start(addr, o.scrapes, o.duration));
         while t0.elapsed() < o.duration {
             sleep_checking(&mut child, Duration::from_secs(1).min(o.duration))?;
             if outage_end_ms.is_none() && !o.outage.is_zero() && t0.elapsed() >= o.outage {
@@ -530,10 +716,13 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
         let window = t0.elapsed();
         let end_ms = now_ms();
         let cpu = peak.cpu_seconds - cpu0;
+        let thread_cpu = thread_shares(&threads0, &thread_ticks(pid));
         let srv1 = sim.totals();
         // Samples due up to a few seconds before the end may still be on
         // their way: count those due in [start, end - slack].
         let slack = 3_000.min(o.interval.as_millis() as i64);
+        // What arrived in the window is read before it is counted.
+        receiver.settle(Duration::from_secs(120));
         let me = proc_stat(std::process::id()).unwrap_or_default();
         let mut r = figures(
             o,
@@ -551,6 +740,8 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
         let (kids_cpu, kids_rss) = sim.children_stat();
         r.simulator_cpu_seconds = me.cpu_seconds - me0 + (kids_cpu - kids0);
         r.simulator_rss_kib = me.rss_kib + kids_rss;
+        r.agent.thread_cpu_shares = thread_cpu;
+        r.scrape = scraper.map(scrape::Scraper::finish);
         if let Some(end) = outage_end_ms {
             r.drain = Some(drain(o, n, &receiver, start_ms, end, spool_at_end));
         }
@@ -559,9 +750,18 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
     stop_agent(&mut child);
     let mut report = run?;
     for (name, script) in &o.peers {
-        report
-            .peers
-            .push(run_peer(o, &hosts, &report, name, script)?);
+        report.peers.push(
+            run_peer(o, &hosts, &report, name, script).unwrap_or_else(|e| {
+                // One failing peer does not throw away the agent's figures.
+                eprintln!("bench: peer {name}: {e:#}");
+                PeerFigures {
+                    name: name.clone(),
+                    hosts: hosts.len(),
+                    error: Some(format!("{e:#}")),
+                    ..Default::default()
+                }
+            }),
+        );
     }
     Ok(report)
 }
@@ -595,13 +795,30 @@ fn drain(
         .filter(|(t, arrived)| *t >= start_ms && *t < end_ms && *arrived >= end_ms)
         .map(|(_, arrived)| *arrived)
         .collect();
-    let last = backlog.iter().copied().max().unwrap_or(end_ms);
-    let drain_secs = ((last - end_ms) as f64 / 1000.0).max(0.001);
-    let batches = seen
+    // Requests after the return that carry data from before it.
+    let backlog_requests: Vec<&(i64, u64, i64)> = seen
         .arrivals
         .iter()
-        .filter(|(a, _)| *a >= end_ms && *a <= last)
-        .count() as u64;
+        .filter(|(a, _, oldest)| *a >= end_ms && *oldest < end_ms)
+        .collect();
+    let last = backlog_requests
+        .iter()
+        .map(|r| r.0)
+        .chain(backlog.iter().copied())
+        .max()
+        .unwrap_or(end_ms);
+    let first = seen
+        .arrivals
+        .iter()
+        .map(|r| r.0)
+        .filter(|a| *a >= end_ms)
+        .min()
+        .unwrap_or(end_ms);
+    let drain_secs = ((last - end_ms) as f64 / 1000.0).max(0.001);
+    let resume_secs = (first - end_ms) as f64 / 1000.0;
+    let transfer_secs = ((last - first) as f64 / 1000.0).max(0.001);
+    let batches = backlog_requests.len() as u64;
+    let backlog_bytes = backlog_requests.iter().map(|r| r.1).sum();
     let outage_secs = (end_ms - start_ms) as f64 / 1000.0;
     let taken = (n as f64 * outage_secs / o.interval.as_secs_f64()).max(1.0);
     Drain {
@@ -609,10 +826,14 @@ fn drain(
         spool_bytes: spool,
         spool_bytes_per_host_sample: spool as f64 / taken,
         drain_secs,
+        resume_secs,
+        transfer_secs,
         backlog_host_samples: backlog.len() as u64,
         host_samples_per_sec: backlog.len() as f64 / drain_secs,
+        transfer_host_samples_per_sec: backlog.len() as f64 / transfer_secs,
+        backlog_bytes,
         batches,
-        batches_per_sec: batches as f64 / drain_secs,
+        batches_per_sec: batches as f64 / transfer_secs,
         ingest_host_samples_per_sec: n as f64 / o.interval.as_secs_f64(),
     }
 }
@@ -732,6 +953,7 @@ fn figures(
             rss_kib_per_host: peak.rss_kib as f64 / n as f64,
             threads: peak.threads,
             sockets_per_host: peak.sockets as f64 / n as f64,
+            thread_cpu_shares: Vec::new(),
         },
         host_samples: got,
         expected_host_samples: expected,
@@ -752,6 +974,7 @@ fn figures(
         simulator_cpu_seconds: 0.0,
         simulator_rss_kib: 0,
         drain: None,
+        scrape: None,
         peers: Vec::new(),
     }
 }
@@ -792,6 +1015,9 @@ fn run_peer(
         .arg(&dir)
         .env("MONGOMON_BENCH_USER", "mongomon")
         .env("MONGOMON_BENCH_PASSWORD", "bench-pw")
+        // The peer is measured over the same window as the agent: after
+        // the warm-up (its start-up and first gathers left out).
+        .env("MONGOMON_BENCH_WARMUP_SECS", o.warmup.as_secs().to_string())
         .status()
         .with_context(|| format!("cannot run the peer script {}", script.display()))?;
     if !status.success() {
@@ -800,20 +1026,33 @@ fn run_peer(
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("summary.json"))?)
             .context("the peer's summary.json")?;
-    // benches/peers/peerstat.py's summary: n_hosts, cpu_seconds_total,
-    // rss_mib_total, and the host-samples as Telegraf gathers per host or
-    // Percona scrapes that succeeded.
+    // benches/peers/peerstat.py's summary: n_hosts, hosts_reporting,
+    // host_gathers_ok (one per host and gather, also for Percona's
+    // /scrapeall), values_per_host_gather, log_errors, and `window`: CPU,
+    // gathers and peak RSS per host inside the agent's measured window.
     let num = |k: &str| summary[k].as_f64();
+    let win = |k: &str| summary["window"][k].as_f64();
     let peer_hosts = num("n_hosts").unwrap_or(hosts.len() as f64);
-    let peer_samples = num("host_gathers_ok").or_else(|| num("scrapes_ok"));
-    let cpu_per = num("cpu_seconds_total")
-        .zip(peer_samples)
-        .map(|(c, s)| c / s.max(1.0));
+    let samples = win("host_gathers_ok").or_else(|| num("host_gathers_ok"));
+    let cpu = win("cpu_seconds").or_else(|| num("cpu_seconds_total"));
+    // A peer that collected nothing has no cost per sample to compare.
+    let cpu_per = cpu.zip(samples.filter(|s| *s > 0.0)).map(|(c, s)| c / s);
     let my_cpu_per = me.agent.cpu_seconds / (me.host_samples as f64).max(1.0);
-    let rss_per = num("rss_mib_total").map(|r| r * 1024.0 / peer_hosts.max(1.0));
+    let rss_per = win("rss_kib_per_host_max").or_else(|| {
+        num("rss_mib_total_max")
+            .or_else(|| num("rss_mib_total"))
+            .map(|r| r * 1024.0 / peer_hosts.max(1.0))
+    });
     Ok(PeerFigures {
         name: name.to_string(),
         hosts: peer_hosts as usize,
+        hosts_reporting: num("hosts_reporting"),
+        host_samples: samples,
+        cpu_seconds_per_1000_host_samples: cpu_per.map(|c| c * 1000.0),
+        rss_kib_per_host: rss_per,
+        values_per_host_sample: num("values_per_host_gather"),
+        log_errors: num("log_errors"),
+        error: None,
         cpu_per_host_sample_ratio: cpu_per.filter(|c| *c > 0.0).map(|c| my_cpu_per / c),
         rss_per_host_ratio: rss_per
             .filter(|r| *r > 0.0)
@@ -857,6 +1096,14 @@ pub fn render(r: &Report) -> String {
         format!("{} / {:.2}", a.threads, a.sockets_per_host),
     );
     row(
+        "agent CPU share per thread",
+        a.thread_cpu_shares
+            .iter()
+            .map(|(name, share)| format!("{name} {:.0} %", share * 100.0))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    row(
         "lateness p50 / p99 / max",
         format!(
             "{:.0} / {:.0} / {:.0} ms",
@@ -897,6 +1144,23 @@ pub fn render(r: &Report) -> String {
             r.simulator_rss_kib as f64 / 1024.0
         ),
     );
+    if let Some(sc) = &r.scrape {
+        row(
+            "/metrics scrapes: answered (failed)",
+            format!("{} ({})", sc.scrapes, sc.failures),
+        );
+        row(
+            "/metrics scrape p50 / p99 / max",
+            format!(
+                "{:.0} / {:.0} / {:.0} ms",
+                sc.duration.p50_ms, sc.duration.p99_ms, sc.duration.max_ms
+            ),
+        );
+        row(
+            "/metrics body / series",
+            format!("{:.1} MB / {}", sc.body_bytes as f64 / 1e6, sc.series),
+        );
+    }
     if let Some(d) = &r.drain {
         row(
             "outage / spool bytes per host-sample",
@@ -912,18 +1176,53 @@ pub fn render(r: &Report) -> String {
                 d.drain_secs, d.host_samples_per_sec, d.ingest_host_samples_per_sec
             ),
         );
-        row("drain: batches/s", format!("{:.1}", d.batches_per_sec));
+        row(
+            "drain: retry wait, transfer seconds",
+            format!("{:.2} s, {:.2} s", d.resume_secs, d.transfer_secs),
+        );
+        row(
+            "drain: transfer host-samples/s, batches/s",
+            format!(
+                "{:.0}/s, {:.1}/s ({:.1} MB sent)",
+                d.transfer_host_samples_per_sec,
+                d.batches_per_sec,
+                d.backlog_bytes as f64 / 1e6
+            ),
+        );
     }
     for p in &r.peers {
+        if let Some(e) = &p.error {
+            row(&format!("peer {}", p.name), format!("no figures: {e}"));
+            continue;
+        }
+        let f = |v: Option<f64>, digits: usize| v.map_or("n/a".into(), |x| format!("{x:.digits$}"));
         row(
-            &format!(
-                "vs {} ({} hosts): CPU/host-sample, RSS/host",
-                p.name, p.hosts
+            &format!("peer {}: hosts reporting", p.name),
+            format!(
+                "{} of {}, {} host-samples in the window",
+                f(p.hosts_reporting, 0),
+                p.hosts,
+                f(p.host_samples, 0)
             ),
+        );
+        row(
+            &format!("peer {}: CPU s / 1,000, RSS / host", p.name),
+            format!(
+                "{}, {} KiB",
+                f(p.cpu_seconds_per_1000_host_samples, 3),
+                f(p.rss_kib_per_host, 1)
+            ),
+        );
+        row(
+            &format!("peer {}: values / host-sample, log errors", p.name),
+            format!("{}, {}", f(p.values_per_host_sample, 0), f(p.log_errors, 0)),
+        );
+        row(
+            &format!("mongomon / {}: CPU/host-sample, RSS/host", p.name),
             format!(
                 "{} , {}",
                 p.cpu_per_host_sample_ratio
-                    .map_or("n/a".into(), |x| format!("{x:.3}×")),
+                    .map_or("n/a (collected nothing)".into(), |x| format!("{x:.3}×")),
                 p.rss_per_host_ratio
                     .map_or("n/a".into(), |x| format!("{x:.3}×"))
             ),
