@@ -217,7 +217,7 @@ mod tests {
         assert!(s.agent_id.ends_with(&format!("-{}", std::process::id())));
         assert_eq!(s.weight, 1.0);
         assert!(s.tls.is_none() && s.credentials.is_none());
-        assert_eq!(s.call_timeout(), Duration::from_millis(3333));
+        assert_eq!(s.call_timeout(), Duration::from_secs(10) / 3);
     }
 
     #[test]
