@@ -748,6 +748,7 @@ fn fleet_mode_over_tls_with_an_etcd_password_that_never_shows() {
     let sim = sim_common::start(sim_common::RS3);
     let seed = sim.set_members("rs0")[0];
     let rcv = Receiver::accepting();
+    let http_port = common::free_port();
     let pw = dir.path().join("etcd.pw");
     std::fs::write(&pw, format!("{secret}\n")).unwrap();
     let cfg = |pw: &std::path::Path| {
@@ -755,6 +756,7 @@ fn fleet_mode_over_tls_with_an_etcd_password_that_never_shows() {
             "[agent]\nname = \"tls-agent\"\ninterval_secs = 1\n\
              [[targets]]\nname = \"rs0\"\nuri = \"mongodb://{seed}/?replicaSet=rs0\"\n\
              [collect]\nexclude = [\"*\"]\n\
+             [http]\nenabled = true\nlisten = \"127.0.0.1:{http_port}\"\n\
              [upload]\nurl = \"{}\"\nformat = \"influx\"\ngzip = false\nmax_batch_age_ms = 200\n\
              [fleet]\netcd_endpoints = {}\nname = \"tls\"\nagent_id = \"tls-agent\"\nlease_ttl_secs = 3\n\
              tls_ca_file = \"{}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n\
@@ -803,6 +805,18 @@ fn fleet_mode_over_tls_with_an_etcd_password_that_never_shows() {
         text.contains("1 agents, 3 hosts published, leader: tls-agent"),
         "{text}"
     );
+    // The agent's own view: `mongomon status` has a fleet line.
+    let url = format!("http://127.0.0.1:{http_port}");
+    let st = wait_for(
+        "the agent's status shows its share",
+        Duration::from_secs(15),
+        || {
+            let out = common::mongomon(&["status", "--url", &url, "--config", path], &[]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            text.contains("fleet tls as tls-agent: leader, 1 agents, 3 hosts owned")
+                .then_some(text)
+        },
+    );
     let check = common::mongomon(&["check", "--config", path], &[]);
     let check_text = String::from_utf8_lossy(&check.stdout).to_string();
     assert!(
@@ -814,7 +828,7 @@ fn fleet_mode_over_tls_with_an_etcd_password_that_never_shows() {
     let shown = common::mongomon(&["config", "--config", path], &[]);
     let shown = String::from_utf8_lossy(&shown.stdout).to_string()
         + &String::from_utf8_lossy(&shown.stderr);
-    for out in [&text, &check_text, &shown, &agent.log()] {
+    for out in [&text, &st, &check_text, &shown, &agent.log()] {
         assert!(!out.contains("Ecd7"), "the etcd password leaked: {out}");
     }
 

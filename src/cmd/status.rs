@@ -192,6 +192,25 @@ fn draw(r: &StatusReport, rows: &[HostRow]) -> String {
     for why in &r.not_ready {
         out.push_str(&format!("  not ready: {why}\n"));
     }
+    if let Some(f) = &r.fleet {
+        let num = |k: &str| f[k].as_f64().unwrap_or(0.0);
+        out.push_str(&format!(
+            "fleet {} as {}: {}, {} agents, {} hosts owned, lease {:.1} s left, {} hand-offs\n",
+            f["name"].as_str().unwrap_or("?"),
+            f["agent_id"].as_str().unwrap_or("?"),
+            if f["leader"].as_bool() == Some(true) {
+                "leader"
+            } else if f["member"].as_bool() == Some(true) {
+                "member"
+            } else {
+                "NO LEASE"
+            },
+            num("agents"),
+            num("hosts_owned"),
+            num("lease_left_secs"),
+            num("handoffs"),
+        ));
+    }
     out.push('\n');
     out.push_str(&render(rows));
     out.push('\n');
