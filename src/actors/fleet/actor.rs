@@ -16,6 +16,10 @@ use crate::stats::{AgentStats, Stats};
 /// How often the lease clock is checked.
 const TICK: Duration = Duration::from_millis(100);
 
+/// How long changes to the host set are gathered before the share is
+/// computed again.
+const HOSTS_SETTLE: Duration = Duration::from_millis(200);
+
 /// Where the fleet's decisions go.
 pub struct FleetLinks {
     pub owned: Recipient<OwnedHosts>,
@@ -60,6 +64,7 @@ pub struct Fleet {
     watch_generation: u64,
     owned: BTreeSet<String>,
     assigned_once: bool,
+    reassess_pending: Option<SpawnHandle>,
     leading: bool,
     campaigning: bool,
     /// What the leader's Discovery wants published, waiting for the write
@@ -103,6 +108,7 @@ impl Fleet {
             watch_generation: 0,
             owned: BTreeSet::new(),
             assigned_once: false,
+            reassess_pending: None,
             leading: false,
             campaigning: false,
             to_publish: None,
@@ -557,13 +563,35 @@ impl Handler<WatchEvents> for Fleet {
         if msg.generation != self.watch_generation {
             return;
         }
+        let agents = self.keys.agents();
+        let leader = self.keys.leader();
+        let mut membership = false;
         for ev in msg.events {
+            let key = match &ev {
+                Event::Put(kv) => kv.key.as_str(),
+                Event::Delete(k) => k.as_str(),
+            };
+            membership |= key.starts_with(&agents) || key == leader;
             match ev {
                 Event::Put(kv) => self.apply_put(kv),
                 Event::Delete(k) => self.apply_delete(&k),
             }
         }
-        self.reassess(ctx);
+        if membership {
+            // Who samples what changes now: hand-offs wait for nothing.
+            if let Some(h) = self.reassess_pending.take() {
+                ctx.cancel_future(h);
+            }
+            self.reassess(ctx);
+        } else if self.reassess_pending.is_none() {
+            // Host-set changes come in bursts (a leader publishes
+            // thousands of hosts a hundred at a time): one reassessment
+            // for the burst.
+            self.reassess_pending = Some(ctx.run_later(HOSTS_SETTLE, |act, ctx| {
+                act.reassess_pending = None;
+                act.reassess(ctx);
+            }));
+        }
     }
 }
 

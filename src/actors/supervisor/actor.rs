@@ -108,6 +108,8 @@ pub struct Supervisor {
     /// The share `Fleet` gave last, and each target's client options
     /// (resolved once) to build its monitors with.
     share: Vec<PublishedHost>,
+    /// What each monitor of the share was last built from.
+    applied: HashMap<String, PublishedHost>,
     target_options: HashMap<String, crate::mongo::TargetOptions>,
     resolving: HashSet<String>,
 }
@@ -159,6 +161,7 @@ impl Supervisor {
             published: BTreeMap::new(),
             inherited: BTreeMap::new(),
             share: Vec::new(),
+            applied: HashMap::new(),
             target_options: HashMap::new(),
             resolving: HashSet::new(),
         })
@@ -416,6 +419,8 @@ impl Supervisor {
                 old.targets.iter().find(|t| &t.name == name)
                     == targets.iter().find(|t| &t.name == name)
             });
+            self.applied.clear();
+            self.resolving.clear();
             self.apply_share(ctx);
         }
         if old.targets != self.settings.targets
@@ -461,7 +466,14 @@ impl Actor for Supervisor {
                     gate: self.gate.clone(),
                     stats: self.stats.clone(),
                 };
-                self.fleet = Some(Fleet::new(fleet, links, &self.log).start());
+                // On a thread of its own: the lease must be renewed on
+                // time however busy the main thread is (discovery of
+                // thousands of targets, a reload).
+                let log = self.log.clone();
+                let arbiter = actix_rt::Arbiter::new();
+                self.fleet = Some(Fleet::start_in_arbiter(&arbiter.handle(), move |_| {
+                    Fleet::new(fleet, links, &log)
+                }));
             }
             None => self.start_child(ChildId::Discovery, ctx),
         }
@@ -568,44 +580,79 @@ impl Supervisor {
     /// share is applied again.
     fn apply_share(&mut self, ctx: &mut Context<Self>) {
         let mut specs = Vec::new();
+        let mut built = Vec::new();
+        // A fleet can have thousands of targets: look them up by name.
+        let targets: HashMap<&str, &config::TargetSettings> = self
+            .settings
+            .targets
+            .iter()
+            .map(|t| (t.name.as_str(), t))
+            .collect();
+        let mut to_resolve = Vec::new();
         for h in &self.share {
-            let Some(target) = self.settings.targets.iter().find(|t| t.name == h.target) else {
-                warn!(self.log, "The fleet's host set names a target this agent's configuration lacks; every agent of a fleet needs the same [[targets]]."; "host" => &h.addr, "target" => &h.target);
+            // Unchanged and running: nothing to build (a share of
+            // thousands of hosts changes a few at a time).
+            if self.applied.get(&h.addr) == Some(h) && self.monitors.contains_key(&h.addr) {
+                continue;
+            }
+            let Some(target) = targets.get(h.target.as_str()) else {
+                if self.resolving.insert(h.target.clone()) {
+                    warn!(self.log, "The fleet's host set names a target this agent's configuration lacks; every agent of a fleet needs the same [[targets]]."; "host" => &h.addr, "target" => &h.target);
+                }
                 continue;
             };
             match self.target_options.get(&h.target) {
-                Some(opts) => specs.push(crate::actors::discovery::spec_for(
-                    target,
-                    opts,
-                    &h.cluster,
-                    &h.addr,
-                    h.replset.clone(),
-                    h.shard.clone(),
-                )),
+                Some(opts) => {
+                    specs.push(crate::actors::discovery::spec_for(
+                        target,
+                        opts,
+                        &h.cluster,
+                        &h.addr,
+                        h.replset.clone(),
+                        h.shard.clone(),
+                    ));
+                    built.push(h.clone());
+                }
                 None => {
                     if self.resolving.insert(h.target.clone()) {
-                        let t = target.clone();
-                        ctx.spawn(
-                            async move { crate::mongo::target_options(&t).await.map(|o| (t.name.clone(), o)) }
-                                .into_actor(self)
-                                .map(|r, act, ctx| match r {
-                                    Ok((name, o)) => {
-                                        act.resolving.remove(&name);
-                                        act.target_options.insert(name, o);
-                                        act.apply_share(ctx);
-                                    }
-                                    Err(e) => {
-                                        error!(act.log, "Cannot resolve a target of the fleet's share; trying again."; "error" => e.message);
-                                        ctx.run_later(Duration::from_secs(5), |act, ctx| {
-                                            act.resolving.clear();
-                                            act.apply_share(ctx);
-                                        });
-                                    }
-                                }),
-                        );
+                        to_resolve.push((*target).clone());
                     }
                 }
             }
+        }
+        if !to_resolve.is_empty() {
+            // Every target the share needs, resolved together; the share
+            // is applied again once, when all have answered.
+            let fut = async move {
+                let results = futures_util::future::join_all(
+                    to_resolve.iter().map(crate::mongo::target_options),
+                )
+                .await;
+                to_resolve
+                    .into_iter()
+                    .map(|t| t.name)
+                    .zip(results)
+                    .collect::<Vec<_>>()
+            };
+            ctx.spawn(fut.into_actor(self).map(|results, act, ctx| {
+                let mut failed = false;
+                for (name, r) in results {
+                    act.resolving.remove(&name);
+                    match r {
+                        Ok(o) => {
+                            act.target_options.insert(name, o);
+                        }
+                        Err(e) => {
+                            failed = true;
+                            error!(act.log, "Cannot resolve a target of the fleet's share; trying again."; "target" => name, "error" => e.message);
+                        }
+                    }
+                }
+                if failed {
+                    ctx.run_later(Duration::from_secs(5), |act, ctx| act.apply_share(ctx));
+                }
+                act.apply_share(ctx);
+            }));
         }
         let keep: HashSet<&str> = self.share.iter().map(|h| h.addr.as_str()).collect();
         let removed: Vec<String> = self
@@ -614,6 +661,12 @@ impl Supervisor {
             .filter(|h| !keep.contains(h.as_str()))
             .cloned()
             .collect();
+        for h in built {
+            self.applied.insert(h.addr.clone(), h);
+        }
+        for h in &removed {
+            self.applied.remove(h);
+        }
         self.change_hosts(specs, removed, ctx);
     }
 }
