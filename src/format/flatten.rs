@@ -109,6 +109,12 @@ pub fn push_sanitized_bytes(out: &mut String, key: &[u8]) {
     // beats a checked conversion, a push per byte, and a copy mapped in
     // place afterwards (profiles).
     let v = unsafe { out.as_mut_vec() };
+    if key.is_empty() {
+        // An empty key (no real reply has one; a broken one may) still
+        // makes a name part: a field named "" is invalid in every format.
+        v.push(b'_');
+        return;
+    }
     if key.is_ascii() {
         // A mapped slice iterator has an exact length: no capacity check
         // per byte.
@@ -135,6 +141,15 @@ mod tests {
         let mut v = Vec::new();
         flatten(&raw, "", &mut |n, x| v.push((n.to_string(), x)));
         v
+    }
+
+    /// Found by tests/fuzz.rs: an empty key made an empty field name,
+    /// which no line-protocol or remote-write receiver accepts.
+    #[test]
+    fn an_empty_key_still_makes_a_name() {
+        let v = collect(&doc! {"": 1, "a": {"": 2}});
+        let names: Vec<&str> = v.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["_", "a__"]);
     }
 
     #[test]

@@ -52,7 +52,8 @@ impl Points for Lines<'_> {
 
     fn tag(&mut self, key: &str, value: &str) {
         debug_assert_eq!(self.fields, 0);
-        if value.is_empty() {
+        // Empty once trailing backslashes are dropped: no tag at all.
+        if value.trim_end_matches('\\').is_empty() {
             return;
         }
         self.out.push(b',');
@@ -127,6 +128,10 @@ impl Lines<'_> {
 /// Backslash-escapes the special bytes of `table`; newlines, which line
 /// protocol cannot carry at all, become spaces (escaped as well).
 fn escape(out: &mut Vec<u8>, s: &str, table: &[bool; 256]) {
+    // A name or tag value may not end with a backslash (the parser would
+    // read it as escaping what follows): trailing ones are dropped, as
+    // Telegraf does.
+    let s = s.trim_end_matches('\\');
     // Flattened field names never need escaping: copy them whole.
     if !s.bytes().any(|b| table[b as usize]) {
         out.extend_from_slice(s.as_bytes());
@@ -185,6 +190,24 @@ mod tests {
             text(&s),
             "mongodb_serverstatus,host=db\\ 1\\,a\\=b:27017,cluster=prod,replset=rs0,role=primary \
              connections_current=5i,uptime=2.5,weird_key__=1i 1700000000000000000\n"
+        );
+    }
+
+    /// Found by tests/fuzz.rs: a tag value ending with a backslash made a
+    /// line no parser accepts (`cluster=\\ ` escapes the space).
+    #[test]
+    fn a_tag_value_ending_with_a_backslash_loses_it() {
+        let mut s = sample(Body::Status {
+            up: true,
+            failure: None,
+        });
+        let mut l = (*s.labels).clone();
+        l.cluster = "prod\\\\".into();
+        l.replset = Some("\\".into());
+        s.labels = Arc::new(l);
+        assert_eq!(
+            text(&s),
+            "mongodb,host=db\\ 1\\,a\\=b:27017,cluster=prod,role=primary up=1i,collect_seconds=1.5 1700000000000000000\n"
         );
     }
 
