@@ -111,7 +111,10 @@ pub struct Supervisor {
     /// What each monitor of the share was last built from.
     applied: HashMap<String, PublishedHost>,
     target_options: HashMap<String, crate::mongo::TargetOptions>,
+    /// Targets being resolved now, and those the host set names but this
+    /// agent's configuration lacks (warned about once).
     resolving: HashSet<String>,
+    unknown_targets: HashSet<String>,
 }
 
 impl Supervisor {
@@ -164,6 +167,7 @@ impl Supervisor {
             applied: HashMap::new(),
             target_options: HashMap::new(),
             resolving: HashSet::new(),
+            unknown_targets: HashSet::new(),
         })
     }
 
@@ -420,7 +424,7 @@ impl Supervisor {
                     == targets.iter().find(|t| &t.name == name)
             });
             self.applied.clear();
-            self.resolving.clear();
+            self.unknown_targets.clear();
             self.apply_share(ctx);
         }
         if old.targets != self.settings.targets
@@ -596,7 +600,7 @@ impl Supervisor {
                 continue;
             }
             let Some(target) = targets.get(h.target.as_str()) else {
-                if self.resolving.insert(h.target.clone()) {
+                if self.unknown_targets.insert(h.target.clone()) {
                     warn!(self.log, "The fleet's host set names a target this agent's configuration lacks; every agent of a fleet needs the same [[targets]]."; "host" => &h.addr, "target" => &h.target);
                 }
                 continue;

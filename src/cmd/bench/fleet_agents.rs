@@ -199,10 +199,7 @@ fn measure(
         std::thread::sleep(Duration::from_secs(1).min(o.duration));
         for m in members.iter_mut() {
             sleep_checking(&mut m.child, Duration::ZERO)?;
-            if let Some(p) = proc_stat(m.child.id()) {
-                m.peak.rss_kib = m.peak.rss_kib.max(p.rss_kib);
-                m.peak.cpu_seconds = p.cpu_seconds;
-            }
+            m.peak.observe(m.child.id());
         }
     }
     let window = t0.elapsed().as_secs_f64();
@@ -331,10 +328,7 @@ fn single_agent(o: &BenchOptions, share: &[HostInfo]) -> anyhow::Result<(f64, f6
         let mut peak = ProcStat::default();
         while t0.elapsed() < o.duration {
             sleep_checking(&mut child, Duration::from_secs(1).min(o.duration))?;
-            if let Some(p) = proc_stat(child.id()) {
-                peak.rss_kib = peak.rss_kib.max(p.rss_kib);
-                peak.cpu_seconds = p.cpu_seconds;
-            }
+            peak.observe(child.id());
         }
         let window = t0.elapsed().as_secs_f64();
         let to = now_ms();

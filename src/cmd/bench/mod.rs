@@ -97,6 +97,19 @@ pub struct ProcStat {
     pub sockets: u64,
 }
 
+impl ProcStat {
+    /// Folds a new reading of `pid` in: peaks of RSS, threads and sockets,
+    /// the latest CPU total.
+    pub fn observe(&mut self, pid: u32) {
+        if let Some(p) = proc_stat(pid) {
+            self.rss_kib = self.rss_kib.max(p.rss_kib);
+            self.threads = self.threads.max(p.threads);
+            self.sockets = self.sockets.max(p.sockets);
+            self.cpu_seconds = p.cpu_seconds;
+        }
+    }
+}
+
 /// Reads utime+stime, VmRSS, Threads and socket fds of `pid`.
 pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -706,12 +719,7 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
                 receiver.down.store(false, Ordering::Relaxed);
                 outage_end_ms = Some(now_ms());
             }
-            if let Some(p) = proc_stat(pid) {
-                peak.rss_kib = peak.rss_kib.max(p.rss_kib);
-                peak.threads = peak.threads.max(p.threads);
-                peak.sockets = peak.sockets.max(p.sockets);
-                peak.cpu_seconds = p.cpu_seconds;
-            }
+            peak.observe(pid);
         }
         let window = t0.elapsed();
         let end_ms = now_ms();
