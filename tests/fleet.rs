@@ -301,6 +301,22 @@ fn doubles(samples: &[(i64, usize)]) -> usize {
         .count()
 }
 
+/// The measure for a hand-off: a host may be sampled more than
+/// once a round ("never 2 for more than one interval"), but only within
+/// one interval. True when every close pair of samples lies within one
+/// interval of the first.
+fn extra_samples_within_one_interval(samples: &[(i64, usize)]) -> bool {
+    let close: Vec<i64> = samples
+        .windows(2)
+        .filter(|w| w[1].0 - w[0].0 < INTERVAL_MS / 2)
+        .map(|w| w[1].0)
+        .collect();
+    match (close.first(), close.last()) {
+        (Some(a), Some(b)) => b - a <= INTERVAL_MS,
+        _ => true,
+    }
+}
+
 /// In steady state: each host by exactly one agent, once a round.
 fn assert_exactly_once(h: &Harness, from: i64, to: i64, what: &str) {
     let w = h.window(from, to);
@@ -407,12 +423,13 @@ fn agents_share_the_hosts_and_a_fourth_takes_its_share_moving_each_host_once() {
             // Only to the newcomer.
             assert_eq!(a, &BTreeSet::from([d]), "{host} moved from {b:?} to {a:?}");
         }
-        // At most one change of owner over the whole join, and at most
-        // one doubled round at it.
+        // At most one change of owner over the whole join, and extra
+        // samples (the old owner's last round, the new one's first, taken
+        // at once when it starts) only within one interval of it.
         let v = &h.window(joined - 2000, to2)[host];
         let changes = v.windows(2).filter(|w| w[0].1 != w[1].1).count();
         assert!(changes <= 1, "{host} changed owner {changes} times: {v:?}");
-        assert!(doubles(v) <= 1, "{host}: {v:?}");
+        assert!(extra_samples_within_one_interval(v), "{host}: {v:?}");
     }
     assert!(
         (40..=120).contains(&moved),
@@ -511,8 +528,8 @@ fn a_dead_agent_is_replaced_within_two_intervals_and_the_ttl_and_a_paused_one_st
     for host in &h.hosts {
         let v = w.get(host).map(Vec::as_slice).unwrap_or(&[]);
         assert!(
-            doubles(v) <= 1,
-            "{host} sampled twice after the wake-up: {v:?}"
+            extra_samples_within_one_interval(v),
+            "{host} sampled twice for more than an interval after the wake-up: {v:?}"
         );
         assert!(!v.is_empty(), "{host} still sampled");
     }
