@@ -360,10 +360,15 @@ fn readyz_and_status_report_a_receiver_that_is_down_and_status_exits_accordingly
         http::get(port, "/readyz").ok().filter(|r| r.status == 200)
     });
     let url = format!("http://127.0.0.1:{port}");
-    let out = mongomon(
-        &["status", "--url", &url, "--config", "/nonexistent.toml"],
-        &[],
-    );
+    // Ready means one round is done; `status` wants every host sampled,
+    // which the second host may take another moment for.
+    let out = wait_for("every host sampled", Duration::from_secs(20), || {
+        let out = mongomon(
+            &["status", "--url", &url, "--config", "/nonexistent.toml"],
+            &[],
+        );
+        (!String::from_utf8_lossy(&out.stdout).contains("not sampled yet")).then_some(out)
+    });
     assert_eq!(
         out.status.code(),
         Some(0),
