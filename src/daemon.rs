@@ -1,5 +1,6 @@
-//! Running as a service: the root refusal, the pid file, and the warning
-//! about a configuration file that others can read while it holds a secret.
+//! Running as a service: the root refusal, the pid file, the warning about
+//! a configuration file that others can read while it holds a secret, and
+//! the refusal of a configuration file or spool directory others can write.
 //!
 //! The deployment guide asks that the agent never run as root; a monitoring
 //! agent needs no privilege beyond reaching the network, so `run` refuses uid
@@ -143,6 +144,115 @@ pub fn world_readable_secret_warning(path: &Path, raw: &RawConfig) -> Option<Str
     ))
 }
 
+/// A file or directory `run` refuses to use as it is: anyone who may write
+/// it controls the agent. The model is sshd's `StrictModes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionProblem {
+    /// The setting that names it: `--config` or `agent.spool_dir`.
+    pub key: &'static str,
+    pub path: PathBuf,
+    /// One sentence: the path, its mode or owner, why, and the command that
+    /// fixes it. Never anything read from the file.
+    pub message: String,
+}
+
+/// Who besides the owner may write, from the mode's write bits.
+fn writable_by(mode: u32) -> Option<&'static str> {
+    match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => Some("its group and every user"),
+        (false, true) => Some("every user"),
+        (true, false) => Some("its group"),
+        (false, false) => None,
+    }
+}
+
+/// The configuration file must be writable by its owner only: whoever can
+/// write it can point the agent at any host or receiver and have it send
+/// the secrets it holds (or those of the environment) there.
+pub fn config_file_problem(path: &Path) -> Option<PermissionProblem> {
+    let mode = std::fs::metadata(path).ok()?.mode();
+    let who = writable_by(mode)?;
+    let p = path.display();
+    Some(PermissionProblem {
+        key: "--config",
+        path: path.to_path_buf(),
+        message: format!(
+            "The configuration file {p} is writable by {who} (mode {:04o}), who could point the agent anywhere and collect its secrets; \
+             the agent will not start with it: run chmod 0640 {p} (owner root, group mongomon) or chmod 0600 {p}.",
+            mode & 0o7777
+        ),
+    })
+}
+
+/// `agent.spool_dir` must be writable by the agent's user only, and belong
+/// to it (or to root): whoever controls it can remove queued batches or
+/// plant ones that the agent sends with its credentials. `owner` is the user
+/// the agent runs as; `None` skips the owner check. A missing directory is
+/// fine: the spool creates it, mode 0700.
+pub fn spool_dir_problem(dir: &Path, owner: Option<u32>) -> Option<PermissionProblem> {
+    let meta = std::fs::metadata(dir).ok().filter(|m| m.is_dir())?;
+    let d = dir.display();
+    let problem = |message| PermissionProblem {
+        key: "agent.spool_dir",
+        path: dir.to_path_buf(),
+        message,
+    };
+    if let Some(who) = writable_by(meta.mode()) {
+        return Some(problem(format!(
+            "agent.spool_dir {d} is writable by {who} (mode {:04o}), who could remove or plant the batches the agent sends; \
+             the agent will not start with it: run chmod 0700 {d}.",
+            meta.mode() & 0o7777
+        )));
+    }
+    let me = owner?;
+    if meta.uid() != me && meta.uid() != 0 {
+        let name = |uid| user_name(uid).unwrap_or_else(|| uid.to_string());
+        return Some(problem(format!(
+            "agent.spool_dir {d} belongs to user {} (uid {}), not to {} (uid {me}) that the agent runs as, and that user controls what the agent sends; \
+             the agent will not start with it: run chown -R {} {d} (or run the agent as its owner).",
+            name(meta.uid()),
+            meta.uid(),
+            name(me),
+            name(me),
+        )));
+    }
+    None
+}
+
+/// Every permission problem of the configuration file and the spool
+/// directory (`raw.agent.spool_dir`; `""` means no spool), for the agent
+/// running as `owner` (`None`: the owner is not checked).
+pub fn permission_problems(
+    config: &Path,
+    raw: &RawConfig,
+    owner: Option<u32>,
+) -> Vec<PermissionProblem> {
+    let spool = raw.agent.spool_dir.trim();
+    let mut out: Vec<PermissionProblem> = config_file_problem(config).into_iter().collect();
+    if !spool.is_empty() {
+        out.extend(spool_dir_problem(Path::new(spool), owner));
+    }
+    out
+}
+
+/// The login name of `uid`, if the user database knows it.
+fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: an all-zero passwd is a valid value (null pointers, zero ids);
+    // getpwuid_r only fills it with pointers into `buf`, which outlives
+    // every use of them below.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to a live local of the stated size.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: pw_name points to a NUL-terminated string inside `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
 /// The open-file limit after raising the soft limit to the hard one, as
 /// `(soft before, soft now)`. Every monitored host costs sockets, and the
 /// usual soft limit (1,024) is reached at a few hundred hosts while the hard
@@ -224,6 +334,72 @@ mod tests {
         assert!(p.exists(), "another process's pid file is left alone");
         let err = PidFile::create(&dir.path().join("no/such/dir.pid")).unwrap_err();
         assert!(err.to_string().contains("--pidfile"), "{err}");
+    }
+
+    #[test]
+    fn group_or_world_writable_config_is_a_problem_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.toml");
+        std::fs::write(&p, "").unwrap();
+        for ok in [0o600, 0o640, 0o644, 0o400] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(ok)).unwrap();
+            assert_eq!(config_file_problem(&p), None, "{ok:o}");
+        }
+        for (bad, who) in [
+            (0o666, "its group and every user"),
+            (0o646, "every user"),
+            (0o660, "its group"),
+        ] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(bad)).unwrap();
+            let m = config_file_problem(&p).expect("a problem").message;
+            assert!(
+                m.contains(&p.display().to_string())
+                    && m.contains(&format!("writable by {who} (mode {bad:04o})"))
+                    && m.contains(&format!("chmod 0640 {}", p.display())),
+                "{m}"
+            );
+        }
+    }
+
+    #[test]
+    fn spool_dir_must_be_private_and_the_agents() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("spool");
+        assert_eq!(spool_dir_problem(&d, Some(euid())), None, "missing is fine");
+        std::fs::create_dir(&d).unwrap();
+        for ok in [0o700, 0o750, 0o755] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(ok)).unwrap();
+            assert_eq!(spool_dir_problem(&d, Some(euid())), None, "{ok:o}");
+        }
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let m = spool_dir_problem(&d, Some(euid()))
+            .expect("world-writable")
+            .message;
+        assert!(
+            m.contains("agent.spool_dir")
+                && m.contains("(mode 1777)")
+                && m.contains(&format!("chmod 0700 {}", d.display())),
+            "{m}"
+        );
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // Owned by us (or by root, when the tests run as root): not ours to
+        // run as someone else, so pretend to be another uid.
+        let other = euid().wrapping_add(4242);
+        let mine = std::fs::metadata(&d).unwrap().uid();
+        if mine != 0 {
+            let m = spool_dir_problem(&d, Some(other))
+                .expect("not the agent's")
+                .message;
+            assert!(
+                m.contains("chown -R") && m.contains(&format!("uid {mine}")),
+                "{m}"
+            );
+        } else {
+            assert_eq!(spool_dir_problem(&d, Some(other)), None, "root's is fine");
+        }
+        assert_eq!(spool_dir_problem(&d, None), None);
     }
 
     #[test]

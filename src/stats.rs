@@ -100,7 +100,7 @@ upload_counters! {
     spool_write_errors,
     /// Damaged records found (and cut) when the spool was opened or read.
     spool_corrupt_records,
-    /// Bytes cut off with them.
+    /// Bytes skipped or cut off with them.
     spool_truncated_bytes,
     /// Batches found in the spool at start and queued again.
     spool_replayed_batches,

@@ -253,8 +253,12 @@ fn init_writes_a_private_ready_config_and_never_overwrites_silently() {
     );
 
     // A config readable by everyone that holds a secret is warned about.
+    // A spool of its own: the packaged /var/lib/mongomon/spool belongs to
+    // the mongomon user while the package test has it installed, and `run`
+    // refuses a spool another user owns before it warns.
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let o = common::mongomon_timeout(
+    let spool = dir.path().join("spool");
+    let o = common::mongomon_timeout_env(
         &[
             "run",
             "--allow-root",
@@ -263,6 +267,7 @@ fn init_writes_a_private_ready_config_and_never_overwrites_silently() {
             "--target",
             "mongodb://127.0.0.1:1/?directConnection=true",
         ],
+        &[("MONGOMON_AGENT__SPOOL_DIR", spool.to_str().unwrap())],
         std::time::Duration::from_secs(3),
     );
     let err = String::from_utf8_lossy(&o.stderr);

@@ -1,7 +1,8 @@
 //! Running the agent as a service, as the deployment guide describes it:
 //! the LSB init script driven through every action with the real
 //! start-stop-daemon as the `mongomon` user, the systemd unit checked by
-//! `systemd-analyze verify`, the shipped logrotate file rotating a live log,
+//! `systemd-analyze verify` and rated OK or better by `systemd-analyze
+//! security`, the shipped logrotate file rotating a live log,
 //! the `nohup … &` detach, and the refusal to run as root.
 //!
 //! The init script and logrotate tests need root (a system user, chown) and
@@ -343,6 +344,99 @@ fn systemd_analyze_accepts_the_unit() {
     assert!(
         out.contains("mongomon.service") && out.contains("sometimes"),
         "a bad Restart= is reported: {out}"
+    );
+}
+
+/// The exposure `systemd-analyze security --offline=true` gives `unit`, its
+/// level word, and the settings of its ✗ lines, with its whole output.
+fn security(analyze: &Path, unit: &Path) -> (f64, String, Vec<String>, String) {
+    let o = Command::new(analyze)
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(unit)
+        .env("SYSTEMD_COLORS", "0")
+        .env("SYSTEMD_LOG_LEVEL", "warning")
+        .output()
+        .expect("systemd-analyze security");
+    let out = text(&o);
+    assert!(
+        o.status.success(),
+        "systemd-analyze security failed:\n{out}"
+    );
+    // "→ Overall exposure level for mongomon.service: 1.2 OK 🙂"
+    let overall = out
+        .lines()
+        .find_map(|l| l.split_once("Overall exposure level for mongomon.service:"))
+        .map(|(_, rest)| rest.split_whitespace().take(2).collect::<Vec<_>>())
+        .unwrap_or_else(|| panic!("no overall exposure line:\n{out}"));
+    let exposure: f64 = overall[0]
+        .parse()
+        .unwrap_or_else(|_| panic!("exposure {:?} is not a number:\n{out}", overall[0]));
+    let level = overall.get(1).copied().unwrap_or("").to_string();
+    // "✗ ProcSubset=   Service has full access …   0.1": the setting is the
+    // part of the first word before its '='.
+    let open = out
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix('✗'))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|w| w.split('=').next().unwrap_or(w).to_string())
+        .collect();
+    (exposure, level, open, out)
+}
+
+#[test]
+fn systemd_analyze_security_rates_the_unit_ok_or_better() {
+    let analyze = tool("systemd-analyze", "systemd");
+    let dir = tempfile::tempdir().unwrap();
+    let unit = dir.path().join("mongomon.service");
+    let shipped =
+        std::fs::read_to_string(Path::new(REPO).join("config/systemd/mongomon.service")).unwrap();
+    std::fs::write(&unit, &shipped).unwrap();
+    let (exposure, level, open, out) = security(&analyze, &unit);
+    println!("systemd-analyze security --offline=true: exposure {exposure} {level}");
+    // systemd's levels: PERFECT, SAFE, OK (below 5.0), then MEDIUM, EXPOSED,
+    // UNSAFE.
+    assert!(
+        ["OK", "SAFE", "PERFECT"].contains(&level.as_str()) && exposure <= 4.9,
+        "exposure {exposure} {level}, OK or better wanted:\n{out}"
+    );
+    // Each check left open is explained in the unit, by name, in a comment.
+    let comments: Vec<&str> = shipped
+        .lines()
+        .filter(|l| l.trim_start().starts_with('#'))
+        .collect();
+    let unexplained: Vec<&String> = open
+        .iter()
+        .filter(|name| !comments.iter().any(|c| c.contains(&format!("{name}="))))
+        .collect();
+    assert!(
+        !open.is_empty() && unexplained.is_empty(),
+        "open checks without a comment saying why (e.g. \"# Open: Name=, because …\"): {unexplained:?}\n{out}"
+    );
+
+    // The check can fail: without the hardening the level drops.
+    let bare: String = shipped
+        .lines()
+        .filter(|l| {
+            ![
+                "Protect",
+                "Private",
+                "Restrict",
+                "SystemCall",
+                "Capability",
+                "MemoryDeny",
+                "NoNewPriv",
+                "LockPers",
+            ]
+            .iter()
+            .any(|k| l.starts_with(k))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&unit, bare).unwrap();
+    let (bare_exposure, bare_level, _, out) = security(&analyze, &unit);
+    assert!(
+        bare_exposure > 4.9 && !["OK", "SAFE", "PERFECT"].contains(&bare_level.as_str()),
+        "an unhardened unit rates {bare_exposure} {bare_level}:\n{out}"
     );
 }
 

@@ -24,13 +24,14 @@ use crate::redact::{printable, redact_text, redact_uri};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckLine {
     pub ok: bool,
-    /// `mongodb`, `upload` or `etcd`.
+    /// `mongodb`, `upload`, `etcd`, or `files` (the configuration file and
+    /// the spool directory, when `run` would refuse them).
     pub kind: &'static str,
     pub endpoint: String,
     /// The target's name for hosts, `upload` for the receiver.
     pub target: String,
     /// Why it failed: `dns`, `refused`, `timeout`, `tls`, `auth`,
-    /// `privileges`, `http` or `error`; `None` when OK.
+    /// `privileges`, `http`, `permissions` or `error`; `None` when OK.
     pub reason: Option<&'static str>,
     /// What was found (role and version; the HTTP answer) or what to do.
     pub detail: String,
@@ -443,10 +444,27 @@ pub async fn check_upload(u: &UploadSettings) -> CheckLine {
 pub fn command(cfg: &crate::cli::ConfigArgs, json: bool) -> anyhow::Result<std::process::ExitCode> {
     let (raw, _) = super::load(cfg)?;
     let settings = crate::config::validate(&raw, Some(&cfg.config))?;
+    // What `run` would refuse, first. Root running `check` is usually an
+    // operator looking at the service's files, which belong to its user:
+    // the owner is then not compared (`run` as root still compares it).
+    let euid = crate::daemon::euid();
+    let mut lines: Vec<CheckLine> =
+        crate::daemon::permission_problems(&cfg.config, &raw, (euid != 0).then_some(euid))
+            .into_iter()
+            .map(|p| {
+                CheckLine::fail(
+                    "files",
+                    &p.path.display().to_string(),
+                    p.key,
+                    "permissions",
+                    p.message,
+                )
+            })
+            .collect();
     // It connects to every host at once, as `run` does.
     let _ = crate::daemon::raise_nofile_limit();
     let sys = actix_rt::System::new();
-    let lines = sys.block_on(async move { run(&settings).await });
+    lines.extend(sys.block_on(async move { run(&settings).await }));
     if json {
         print!("{}", render_json(&lines));
     } else {

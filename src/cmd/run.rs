@@ -11,7 +11,8 @@ use crate::config::{self, RawConfig, Settings};
 use crate::listener::AgentView;
 use crate::stats::AgentStats;
 
-/// Validates the configuration, refuses root (after validation, so an
+/// Validates the configuration, refuses a configuration file or spool
+/// directory that others can write, refuses root (after validation, so an
 /// operator fixing a service sees the configuration errors first), then
 /// runs the actor system until it stops.
 pub fn command(
@@ -21,6 +22,13 @@ pub fn command(
 ) -> anyhow::Result<ExitCode> {
     let (raw, overrides) = super::load(cfg)?;
     let settings = config::validate(&raw, Some(&cfg.config))?;
+    // Every problem at once: an operator fixes them in one go.
+    let problems =
+        crate::daemon::permission_problems(&cfg.config, &raw, Some(crate::daemon::euid()));
+    if !problems.is_empty() {
+        let all: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        anyhow::bail!(all.join(" "));
+    }
     if let Some(msg) = crate::daemon::root_refusal(crate::daemon::euid(), allow_root) {
         anyhow::bail!(msg);
     }

@@ -333,6 +333,24 @@ impl Agent {
     /// Like [`Agent::start`], with extra arguments after `run`. As root (CI)
     /// `--allow-root` is added: `run` refuses uid 0 otherwise.
     pub fn start_with(config: &str, extra: &[&str]) -> Self {
+        Self::launch(config, extra, None, None)
+    }
+
+    /// Like [`Agent::start`], with environment variables of its own (the
+    /// proxy variables are cleared first, so only these count) and,
+    /// optionally, a file-size limit (RLIMIT_FSIZE: writes past it fail
+    /// with EFBIG, as on a full disk).
+    pub fn start_env(config: &str, env: &[(&str, String)], fsize_limit: Option<u64>) -> Self {
+        Self::launch(config, &[], Some(env), fsize_limit)
+    }
+
+    fn launch(
+        config: &str,
+        extra: &[&str],
+        env: Option<&[(&str, String)]>,
+        fsize_limit: Option<u64>,
+    ) -> Self {
+        use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("mongomon.toml");
         std::fs::write(&path, config).expect("write config");
@@ -341,6 +359,36 @@ impl Agent {
         // Each agent gets its own spool, unless the test chose one.
         if !config.contains("spool_dir") {
             cmd.env("MONGOMON_AGENT__SPOOL_DIR", dir.path().join("spool"));
+        }
+        if let Some(env) = env {
+            for k in [
+                "https_proxy",
+                "HTTPS_PROXY",
+                "http_proxy",
+                "HTTP_PROXY",
+                "no_proxy",
+                "NO_PROXY",
+            ] {
+                cmd.env_remove(k);
+            }
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+        }
+        if let Some(limit) = fsize_limit {
+            // SAFETY: setrlimit in the child between fork and exec; no allocation.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let child = cmd
             .args(["run", "-v"])
@@ -487,8 +535,18 @@ pub fn insert_docs(uri: &str, n: usize) {
 
 /// Like [`mongomon`], killing the process if it runs past `limit`.
 pub fn mongomon_timeout(args: &[&str], limit: Duration) -> std::process::Output {
+    mongomon_timeout_env(args, &[], limit)
+}
+
+/// Like [`mongomon_timeout`], with extra environment variables.
+pub fn mongomon_timeout_env(
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> std::process::Output {
     let child = Command::new(env!("CARGO_BIN_EXE_mongomon"))
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("MONGOMON_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -533,4 +591,50 @@ pub fn project_files(dir: &str, ext: &str) -> Vec<std::path::PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// The batches a spool directory holds unacknowledged, read from a copy so
+/// the original stays exactly as it is (a crash's leftovers, say).
+pub fn spooled_batches(dir: &Path) -> std::collections::BTreeSet<String> {
+    use mongomon::actors::uploader::spool::Spool;
+    use mongomon::config::{FsyncPolicy, FullPolicy, SpoolSettings};
+    let copy = tempfile::tempdir().expect("tempdir");
+    for e in std::fs::read_dir(dir).expect("spool dir").flatten() {
+        if e.file_name() != "LOCK" && e.path().is_file() {
+            std::fs::copy(e.path(), copy.path().join(e.file_name())).expect("copy");
+        }
+    }
+    let (_, replay) = Spool::open(SpoolSettings {
+        dir: copy.path().to_path_buf(),
+        max_bytes: 1 << 30,
+        segment_bytes: 16 << 20,
+        fsync: FsyncPolicy::Never,
+        on_full: FullPolicy::DropOldest,
+    })
+    .expect("the spool opens");
+    replay.batches.into_iter().map(|(b, _)| b.id).collect()
+}
+
+/// The etcdctl calls that turn etcd's auth on: a root user, and a
+/// `mongomon` user whose role may read and write `/mongomon/`.
+pub fn etcd_auth_steps(root_pw: &str, agent_pw: &str) -> Vec<Vec<String>> {
+    [
+        vec!["user", "add", format!("root:{root_pw}").as_str()],
+        vec!["user", "grant-role", "root", "root"],
+        vec!["role", "add", "agents"],
+        vec![
+            "role",
+            "grant-permission",
+            "agents",
+            "--prefix=true",
+            "readwrite",
+            "/mongomon/",
+        ],
+        vec!["user", "add", format!("mongomon:{agent_pw}").as_str()],
+        vec!["user", "grant-role", "mongomon", "agents"],
+        vec!["auth", "enable"],
+    ]
+    .iter()
+    .map(|step| step.iter().map(|s| s.to_string()).collect())
+    .collect()
 }

@@ -13,10 +13,12 @@
 //! A record is never rewritten. When the receiver accepts a batch, its
 //! offset is appended to the segment's `<seq>.ack` file (8 bytes LE); a
 //! segment whose records are all acknowledged is deleted with its ack file.
-//! On start the segments are scanned oldest first: records with a bad
-//! length or CRC (a torn write after a crash, a damaged disk) end the
-//! segment there, it is truncated to its last good record and what was cut
-//! is counted. A lost ack only means a batch is sent twice, with the same
+//! On start the segments are scanned oldest first. A record with a bad
+//! length or CRC is counted and skipped: the scan goes on from the next
+//! offset where a whole record checks out (damage in the middle of a file
+//! costs that record only); when none follows (a torn write after a
+//! crash), the segment is truncated to its last good record. The bytes
+//! skipped or cut are counted. A lost ack only means a batch is sent twice, with the same
 //! batch id, which receivers and proxies can deduplicate.
 //!
 //! The byte budget (`spool.max_bytes`) counts segment files on disk. When a
@@ -26,6 +28,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -118,9 +121,10 @@ impl Spool {
     /// process holds it.
     pub fn open(settings: SpoolSettings) -> Result<(Spool, Replay), SpoolError> {
         let dir = settings.dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        create_private_dir(&dir).map_err(|e| io_err(&dir, e))?;
         let lock = OpenOptions::new()
             .create(true)
+            .mode(0o600)
             .truncate(false)
             .read(true)
             .write(true)
@@ -193,6 +197,18 @@ impl Spool {
                     }
                     None => {
                         replay.corrupt_records += 1;
+                        // Damage in the middle (a bad sector, a stray
+                        // write) costs that record, not the good ones
+                        // after it: go on from the next record that
+                        // checks out. The file is left as it is, so the
+                        // offsets in its ack file stay right.
+                        if let Some(next) = next_record(&data, offset + 1) {
+                            replay.truncated_bytes += (next - offset) as u64;
+                            offset = next;
+                            continue;
+                        }
+                        // A torn tail (a crash mid-write): cut it, so new
+                        // records are never appended behind garbage.
                         replay.truncated_bytes += (data.len() - offset) as u64;
                         OpenOptions::new()
                             .write(true)
@@ -284,6 +300,7 @@ impl Spool {
             let seq = self.segments.keys().next_back().map_or(1, |s| s + 1);
             let file = OpenOptions::new()
                 .create(true)
+                .mode(0o600)
                 .append(true)
                 .open(self.seg_path(seq))
                 .map_err(|e| io_err(&dir, e))?;
@@ -402,6 +419,7 @@ impl Spool {
                 seg.ack = Some(
                     OpenOptions::new()
                         .create(true)
+                        .mode(0o600)
                         .append(true)
                         .open(&ack_path)?,
                 );
@@ -440,6 +458,17 @@ impl Spool {
     }
 }
 
+/// Creates `dir` and its missing parents, mode 0700: batches hold what the
+/// agent collected, and only its user may read them or add any. (Files in
+/// it are created 0600.) An existing directory keeps its mode; `run`
+/// refuses one that others may write.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 fn read_acks(path: &Path) -> std::collections::HashSet<u64> {
     let data = std::fs::read(path).unwrap_or_default();
     // A torn last entry (fewer than 8 bytes) is ignored: that batch is
@@ -475,6 +504,12 @@ pub fn encode_record(b: &Batch) -> Vec<u8> {
     out
 }
 
+/// The offset of the first record at or after `from` that decodes (its
+/// length, version, kinds and CRC all check out), if any.
+fn next_record(data: &[u8], from: usize) -> Option<usize> {
+    (from..data.len()).find(|&at| decode_record(&data[at..]).is_some())
+}
+
 /// Parses one record at the start of `data`: the batch and the record's
 /// whole length, or `None` when it is torn or damaged.
 pub fn decode_record(data: &[u8]) -> Option<(Batch, usize)> {
@@ -482,13 +517,19 @@ pub fn decode_record(data: &[u8]) -> Option<(Batch, usize)> {
     if !(21..=MAX_RECORD).contains(&len) {
         return None;
     }
-    let crc = u32::from_le_bytes(data.get(4..8)?.try_into().ok()?);
-    let p = data.get(HEADER..HEADER + len)?;
-    if crc32fast::hash(p) != crc || p[0] != VERSION {
+    // The one-byte fields before the CRC: after damage the scan for the
+    // next good record calls this at every offset, and these reject
+    // nearly every one of them without hashing anything.
+    if *data.get(HEADER)? != VERSION {
         return None;
     }
-    let class = Class::from_u8(p[1])?;
-    let encoding = Encoding::from_u8(p[2])?;
+    let class = Class::from_u8(*data.get(HEADER + 1)?)?;
+    let encoding = Encoding::from_u8(*data.get(HEADER + 2)?)?;
+    let crc = u32::from_le_bytes(data.get(4..8)?.try_into().ok()?);
+    let p = data.get(HEADER..HEADER + len)?;
+    if crc32fast::hash(p) != crc {
+        return None;
+    }
     let samples = u64::from_le_bytes(p[3..11].try_into().ok()?);
     let created_ms = i64::from_le_bytes(p[11..19].try_into().ok()?);
     let id_len = u16::from_le_bytes(p[19..21].try_into().ok()?) as usize;
@@ -531,13 +572,14 @@ impl DeadLetter {
 
     pub fn write(&self, batch: &Batch, reason: &str) -> io::Result<()> {
         if let Some(parent) = self.path.parent() {
-            std::fs::create_dir_all(parent)?;
+            create_private_dir(parent)?;
         }
         if std::fs::metadata(&self.path).is_ok_and(|m| m.len() > self.max_bytes) {
             std::fs::rename(&self.path, self.path.with_extension("log.1"))?;
         }
         let mut f = OpenOptions::new()
             .create(true)
+            .mode(0o600)
             .append(true)
             .open(&self.path)?;
         let now = SystemTime::now()
@@ -657,7 +699,7 @@ mod tests {
     }
 
     #[test]
-    fn garbage_in_the_middle_cuts_the_segment_there() {
+    fn garbage_in_the_middle_costs_that_record_only() {
         let dir = tempfile::tempdir().unwrap();
         let s = settings(dir.path(), 1 << 20, 1 << 20, FullPolicy::DropOldest);
         {
@@ -671,10 +713,16 @@ mod tests {
         let rec = data.len() / 3;
         data[rec + 12] ^= 0xff;
         std::fs::write(&seg, &data).unwrap();
-        let (_, replay) = Spool::open(s).unwrap();
-        assert_eq!(replay.batches.len(), 1);
+        let (_, replay) = Spool::open(s.clone()).unwrap();
+        let ids: Vec<_> = replay.batches.iter().map(|(b, _)| b.id.clone()).collect();
+        assert_eq!(ids, ["b0", "b2"]);
         assert_eq!(replay.corrupt_records, 1);
-        assert_eq!(replay.truncated_bytes, (2 * rec) as u64);
+        assert_eq!(replay.truncated_bytes, rec as u64);
+        // The file is kept whole: the records after the damage keep their
+        // offsets (acks name them), and the next start finds the same.
+        assert_eq!(std::fs::read(&seg).unwrap(), data);
+        let (_, again) = Spool::open(s).unwrap();
+        assert_eq!(again.batches.len(), 2);
     }
 
     #[test]
