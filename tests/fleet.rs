@@ -747,20 +747,9 @@ fn fleet_mode_over_tls_with_an_etcd_password_that_never_shows() {
             .success()
             .then_some(())
     });
-    ctl(&["user", "add", "root:root-Ecd7-pw"]);
-    ctl(&["user", "grant-role", "root", "root"]);
-    ctl(&["role", "add", "agents"]);
-    ctl(&[
-        "role",
-        "grant-permission",
-        "agents",
-        "--prefix=true",
-        "readwrite",
-        "/mongomon/",
-    ]);
-    ctl(&["user", "add", &format!("mongomon:{secret}")]);
-    ctl(&["user", "grant-role", "mongomon", "agents"]);
-    ctl(&["auth", "enable"]);
+    for step in common::etcd_auth_steps("root-Ecd7-pw", secret) {
+        ctl(&step.iter().map(String::as_str).collect::<Vec<_>>());
+    }
 
     let sim = sim_common::start(sim_common::RS3);
     let seed = sim.set_members("rs0")[0];

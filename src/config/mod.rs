@@ -631,6 +631,13 @@ pub fn redacted(raw: &RawConfig) -> RawConfig {
     for u in &mut out.upload.entries {
         upload::redact(u);
     }
+    // An endpoint may carry userinfo although the password belongs in
+    // fleet.password_file; it is printed before validation refuses it.
+    if let Some(f) = &mut out.fleet {
+        for e in &mut f.etcd_endpoints {
+            *e = redact_uri(e);
+        }
+    }
     out
 }
 
@@ -772,6 +779,15 @@ mod tests {
         assert!(!text.contains("u:p@"), "{text}");
         assert!(!text.contains("api_key = \"k\""), "{text}");
         assert!(text.contains("<redacted>"));
+        let raw = load_str(
+            "[[targets]]\nuri = \"mongodb://h\"\n[upload]\nurl=\"http://x/\"\n\
+             [fleet]\netcd_endpoints = [\"http://root:ETCD-SECRET-91@127.0.0.1:2379\"]\n",
+            &serde_json::json!({}),
+        )
+        .unwrap();
+        let text = to_toml(&redacted(&raw)).unwrap();
+        assert!(!text.contains("ETCD-SECRET-91"), "{text}");
+        assert!(text.contains("root:<redacted>@127.0.0.1:2379"), "{text}");
     }
 
     #[test]
