@@ -304,6 +304,14 @@ pub struct BenchArgs {
     /// The fleet agents' fleet.lease_ttl_secs.
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=300))]
     pub lease_ttl_secs: u64,
+    /// A soak instead of a measured window: this long, with a fault from
+    /// the fault matrix every --faults-every-secs, and the agent's RSS,
+    /// descriptors, threads and the healthy hosts' completeness per minute.
+    #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(..=MAX_RUN_SECS))]
+    pub soak_secs: u64,
+    /// How often the soak injects a fault (held for half of this, at most 30 s).
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=86_400))]
+    pub faults_every_secs: u64,
 }
 
 /// The longest run a `--duration-secs` (or warm-up, outage) may ask for:

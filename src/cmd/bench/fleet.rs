@@ -122,6 +122,28 @@ impl Fleet {
         }
     }
 
+    /// Applies a fault or topology change: in this process, or through the
+    /// control endpoint of each simulator process until one knows the host
+    /// (or set, or cluster) it names.
+    pub fn apply(&self, action: &crate::sim::topology::Action) -> anyhow::Result<()> {
+        match self {
+            Fleet::Local(sim) => sim
+                .apply(action.clone())
+                .map_err(|e| anyhow::anyhow!("{e}")),
+            Fleet::Split(procs) => {
+                let body = serde_json::to_string(action)?;
+                let mut last = None;
+                for p in procs {
+                    match post(p.control, "/action", &body) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.unwrap_or_else(|| anyhow::anyhow!("no simulator process")))
+            }
+        }
+    }
+
     /// CPU seconds and RSS of the simulator processes (0 when in process:
     /// the bench's own figures cover it).
     pub fn children_stat(&self) -> (f64, u64) {
@@ -132,6 +154,25 @@ impl Fleet {
                 .filter_map(|p| super::proc_stat(p.child.id()))
                 .fold((0.0, 0), |(c, r), s| (c + s.cpu_seconds, r + s.rss_kib)),
         }
+    }
+}
+
+/// A JSON POST to a simulator's control endpoint; an error carries the
+/// simulator's reason.
+fn post(addr: SocketAddr, path: &str, body: &str) -> anyhow::Result<()> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut all = String::new();
+    s.read_to_string(&mut all)?;
+    match all.split_once("\r\n\r\n") {
+        Some((head, _)) if head.starts_with("HTTP/1.1 200") => Ok(()),
+        Some((_, answer)) => bail!("{addr}{path}: {answer}"),
+        None => bail!("{addr}{path}: no answer"),
     }
 }
 

@@ -20,9 +20,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::etcd::EtcdCluster;
-use super::fleet::Fleet;
 use super::{
-    agent_config, now_ms, proc_stat, quantiles, sleep_checking, spawn_agent, stop_agent, topology,
+    agent_config, now_ms, proc_stat, quantiles, sleep_checking, spawn_agent, stop_agent,
     BenchOptions, ProcStat, Quantiles, Receiver,
 };
 use crate::sim::HostInfo;
@@ -118,12 +117,9 @@ fn doubles(v: &[(i64, usize)], interval_ms: i64) -> u64 {
 }
 
 pub fn run(o: &BenchOptions, agents: usize, ttl_secs: u64) -> anyhow::Result<FleetReport> {
-    std::fs::create_dir_all(&o.work_dir)
-        .with_context(|| format!("cannot create {}", o.work_dir.display()))?;
-    let _ = crate::daemon::raise_nofile_limit();
-    let (parts, n) = topology(o.hosts);
-    let sim = Fleet::start(&parts, &o.work_dir)?;
-    let hosts = sim.hosts();
+    // Held to the end: the simulator stops when it is dropped.
+    let (_sim, hosts) = super::start_fleet(o)?;
+    let n = hosts.len();
     let etcd = EtcdCluster::start(3, &o.work_dir.join("etcd"))?;
     let interval_ms = o.interval.as_millis() as i64;
     let mut members = Vec::new();

@@ -39,6 +39,7 @@ pub mod etcd;
 mod fleet;
 mod fleet_agents;
 mod scrape;
+mod soak;
 
 use crate::sim::HostInfo;
 use fleet::Fleet;
@@ -622,6 +623,8 @@ pub fn command(args: crate::cli::BenchArgs) -> anyhow::Result<std::process::Exit
         scrapes,
         fleet_agents,
         lease_ttl_secs,
+        soak_secs,
+        faults_every_secs,
     } = args;
     let o = BenchOptions {
         hosts,
@@ -649,6 +652,19 @@ pub fn command(args: crate::cli::BenchArgs) -> anyhow::Result<std::process::Exit
             })
             .collect::<anyhow::Result<_>>()?,
     };
+    if soak_secs > 0 {
+        let report = soak::run(
+            &o,
+            Duration::from_secs(soak_secs),
+            Duration::from_secs(faults_every_secs),
+        )?;
+        print!("{}", soak::render(&report));
+        if let Some(path) = json {
+            std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     if fleet_agents > 0 {
         let report = fleet_agents::run(&o, fleet_agents as usize, lease_ttl_secs)?;
         print!("{}", fleet_agents::render(&report));
@@ -668,8 +684,9 @@ pub fn command(args: crate::cli::BenchArgs) -> anyhow::Result<std::process::Exit
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// Runs one benchmark.
-pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
+/// The work directory, the open-file limit and the simulated fleet of
+/// `o.hosts` hosts, with their list: what every kind of run starts with.
+fn start_fleet(o: &BenchOptions) -> anyhow::Result<(Fleet, Vec<HostInfo>)> {
     std::fs::create_dir_all(&o.work_dir)
         .with_context(|| format!("cannot create {}", o.work_dir.display()))?;
     let _ = crate::daemon::raise_nofile_limit();
@@ -679,6 +696,21 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
     if hosts.len() != n {
         anyhow::bail!("the simulator serves {} hosts, {n} expected", hosts.len());
     }
+    Ok((sim, hosts))
+}
+
+/// Writes an agent's configuration, private: it holds the bench user's
+/// password, and the agent refuses a file others can write.
+fn write_config(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(())
+}
+
+/// Runs one benchmark.
+pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
+    let (sim, hosts) = start_fleet(o)?;
+    let n = hosts.len();
     let receiver = Receiver::start()?;
     let cfg_path = o.work_dir.join("mongomon.toml");
     let listen = if o.scrapes > 0 {
@@ -686,12 +718,7 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<Report> {
     } else {
         None
     };
-    std::fs::write(&cfg_path, agent_config(&hosts, o, receiver.addr, listen))?;
-    // It holds the bench user's password: private, as the agent expects.
-    std::fs::set_permissions(
-        &cfg_path,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )?;
+    write_config(&cfg_path, &agent_config(&hosts, o, receiver.addr, listen))?;
     let mut child = spawn_agent(o, &cfg_path)?;
     let pid = child.id();
     let run = (|| -> anyhow::Result<Report> {
