@@ -8,17 +8,14 @@
 mod common;
 mod sim_common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::receiver::{Receiver, Request};
 use common::{signal, wait_for, Agent};
-use mongomon::actors::uploader::spool::Spool;
-use mongomon::config::{FsyncPolicy, FullPolicy, SpoolSettings};
 
 fn config(hosts: &[String], url: &str, spool: &Path) -> String {
     let mut s = format!(
@@ -36,27 +33,6 @@ fn config(hosts: &[String], url: &str, spool: &Path) -> String {
     s
 }
 
-/// The batches a spool directory holds unacknowledged, read from a copy so
-/// the original is left exactly as the crash left it.
-fn unacked(dir: &Path) -> Vec<String> {
-    let copy = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let name = e.file_name();
-        if name != "LOCK" {
-            std::fs::copy(e.path(), copy.path().join(name)).unwrap();
-        }
-    }
-    let (_, replay) = Spool::open(SpoolSettings {
-        dir: copy.path().to_path_buf(),
-        max_bytes: 1 << 30,
-        segment_bytes: 16 << 20,
-        fsync: FsyncPolicy::Never,
-        on_full: FullPolicy::DropOldest,
-    })
-    .unwrap();
-    replay.batches.into_iter().map(|(b, _)| b.id).collect()
-}
-
 fn id(r: &Request) -> String {
     r.header("x-mongomon-batch-id").unwrap_or("").to_string()
 }
@@ -70,16 +46,7 @@ fn kill_9_loses_nothing_the_spool_took_and_duplicates_share_their_batch_id() {
     let hosts: Vec<String> = sim.standalones().iter().map(|a| a.to_string()).collect();
     // A slow receiver while the first run lives, so batches are on the wire
     // and waiting in the spool when it dies; quick again for the second.
-    let slow = Arc::new(AtomicBool::new(true));
-    let s2 = slow.clone();
-    let rcv = Receiver::scripted(move |_, _| {
-        let delay = if s2.load(Ordering::Relaxed) {
-            "700"
-        } else {
-            "0"
-        };
-        (204, vec![("x-test-delay-ms".into(), delay.into())])
-    });
+    let (rcv, slow) = Receiver::slow_while();
     let spool_root = tempfile::tempdir().unwrap();
     let cfg = config(&hosts, &rcv.url(), spool_root.path());
 
@@ -91,7 +58,7 @@ fn kill_9_loses_nothing_the_spool_took_and_duplicates_share_their_batch_id() {
     let status = first.stop_killed(Duration::from_secs(10));
     assert!(!status.success());
     let dir = spool_root.path().join("rcv");
-    let waiting = unacked(&dir);
+    let waiting = common::spooled_batches(&dir);
     assert!(!waiting.is_empty(), "the crash left batches in the spool");
 
     // A write cut short by the crash: half a record at the end of the newest segment.
@@ -148,22 +115,7 @@ fn kill_9_loses_nothing_the_spool_took_and_duplicates_share_their_batch_id() {
 
     // Every sample (host, time, command) that arrived more than once did so
     // in batches of one id only.
-    let mut seen: BTreeMap<(String, i64, String), BTreeSet<String>> = BTreeMap::new();
-    for r in reqs.iter().filter(|r| r.status == 204) {
-        for line in r.text().lines() {
-            let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
-            let Some(host) = v["host"].as_str() else {
-                continue;
-            };
-            let key = (
-                host.to_string(),
-                v["ts_ms"].as_i64().unwrap(),
-                v["command"].as_str().unwrap_or("").to_string(),
-            );
-            seen.entry(key).or_default().insert(id(r));
-        }
-    }
-    let split: Vec<_> = seen.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    let split = common::receiver::split_across_batches(&reqs);
     assert!(
         split.is_empty(),
         "samples delivered under two batch ids: {split:?}"

@@ -7,7 +7,6 @@
 mod common;
 mod sim_common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::servers::{TestCa, Tinyproxy, TlsFront};
@@ -23,36 +22,7 @@ fn config(host: &str, url: &str, extra: &str) -> String {
 
 /// Starts the agent with extra environment variables (the proxy ones).
 fn agent_with_env(config: &str, env: &[(&str, String)]) -> Agent {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("mongomon.toml");
-    std::fs::write(&path, config).expect("config");
-    let log = std::fs::File::create(dir.path().join("agent.log")).expect("log");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mongomon"));
-    cmd.args(["run", "-v"])
-        .args(if common::is_root() {
-            &["--allow-root"][..]
-        } else {
-            &[]
-        })
-        .arg("--config")
-        .arg(&path)
-        .env("MONGOMON_AGENT__SPOOL_DIR", dir.path().join("spool"))
-        .env_remove("https_proxy")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("HTTP_PROXY")
-        .env_remove("no_proxy")
-        .env_remove("NO_PROXY");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("dup"))
-        .stderr(log)
-        .spawn()
-        .expect("spawn");
-    Agent::adopt(child, dir)
+    Agent::start_env(config, env, None)
 }
 
 fn host_up(vm: &Victoria, host: &str) -> bool {

@@ -10,8 +10,6 @@ mod common;
 mod sim_common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::receiver::{Receiver, Request};
@@ -28,14 +26,9 @@ fn config(host: &str, url: &str, extra_upload: &str, extra: &str) -> String {
 
 /// Every JSON line of every request answered 2xx.
 fn accepted_lines(reqs: &[Request]) -> Vec<serde_json::Value> {
-    reqs.iter()
-        .filter(|r| (200..300).contains(&r.status))
-        .flat_map(|r| {
-            r.text()
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect::<Vec<serde_json::Value>>()
-        })
+    common::receiver::accepted_json(reqs)
+        .into_iter()
+        .map(|(_, v)| v)
         .collect()
 }
 
@@ -224,40 +217,13 @@ fn unwritable_spool_is_an_error_in_the_log_and_the_agent_keeps_delivering() {
     let sim = sim_common::start("[[standalone]]\nhost = \"127.0.0.1:0\"\n");
     let host = sim.standalones()[0].to_string();
     let rcv = Receiver::accepting();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("m.toml");
-    std::fs::write(&cfg, config(&host, &rcv.url(), "gzip = false\n", "")).unwrap();
-    let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mongomon"));
-    cmd.args(["run", "-q"])
-        .args(if common::is_root() {
-            &["--allow-root"][..]
-        } else {
-            &[]
-        })
-        .arg("--config")
-        .arg(&cfg)
-        .env("MONGOMON_AGENT__SPOOL_DIR", dir.path().join("spool"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
     // Files may not grow past 16 KiB: the first spool segment soon cannot
     // take another batch, as on a full disk.
-    // SAFETY: setrlimit in the child between fork and exec; no allocation.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 16 * 1024,
-                rlim_max: 16 * 1024,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().unwrap();
-    let mut agent = Agent::adopt(child, dir);
+    let mut agent = Agent::start_env(
+        &config(&host, &rcv.url(), "gzip = false\n", ""),
+        &[],
+        Some(16 * 1024),
+    );
     let c = wait_for(
         "spool write errors counted while delivery goes on",
         Duration::from_secs(60),

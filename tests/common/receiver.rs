@@ -79,6 +79,22 @@ impl Receiver {
         }
     }
 
+    /// Answers 204 after 700 ms while the flag it returns is set, at once
+    /// after: batches are on the wire and in the spool when an agent dies.
+    pub fn slow_while() -> (Self, Arc<AtomicBool>) {
+        let slow = Arc::new(AtomicBool::new(true));
+        let s2 = slow.clone();
+        let rcv = Self::scripted(move |_, _| {
+            let delay = if s2.load(Ordering::Relaxed) {
+                "700"
+            } else {
+                "0"
+            };
+            (204, vec![("x-test-delay-ms".into(), delay.into())])
+        });
+        (rcv, slow)
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/ingest", self.port)
     }
@@ -86,6 +102,49 @@ impl Receiver {
     pub fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
     }
+}
+
+/// Every JSON line of every request answered 2xx, with its arrival.
+pub fn accepted_json(reqs: &[Request]) -> Vec<(Instant, serde_json::Value)> {
+    reqs.iter()
+        .filter(|r| (200..300).contains(&r.status))
+        .flat_map(|r| {
+            r.text()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .map(|v| (r.at, v))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Host samples (host, time, command) that were accepted under more than
+/// one batch id: a copy sent twice must keep its batch's id, so that a
+/// receiver can drop it.
+pub fn split_across_batches(reqs: &[Request]) -> Vec<(String, i64, String)> {
+    let mut seen: std::collections::BTreeMap<
+        (String, i64, String),
+        std::collections::BTreeSet<String>,
+    > = Default::default();
+    for r in reqs.iter().filter(|r| (200..300).contains(&r.status)) {
+        let id = r.header("x-mongomon-batch-id").unwrap_or("").to_string();
+        for line in r.text().lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let (Some(h), Some(ts)) = (v["host"].as_str(), v["ts_ms"].as_i64()) else {
+                continue;
+            };
+            let cmd = v["command"].as_str().unwrap_or("").to_string();
+            seen.entry((h.to_string(), ts, cmd))
+                .or_default()
+                .insert(id.clone());
+        }
+    }
+    seen.into_iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|(k, _)| k)
+        .collect()
 }
 
 impl Drop for Receiver {

@@ -195,8 +195,12 @@ pub struct Tinyproxy {
 
 impl Tinyproxy {
     pub fn start(connect_ports: &[u16], auth: Option<(&str, &str)>) -> Self {
+        Self::start_at(free_port(), connect_ports, auth)
+    }
+
+    /// On a port chosen beforehand (a proxy that comes up late).
+    pub fn start_at(port: u16, connect_ports: &[u16], auth: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let mut conf = format!(
             "Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 50\nAllow 127.0.0.1\n\
              LogLevel Connect\nLogFile \"{}\"\nPidFile \"{}\"\n",
