@@ -118,3 +118,68 @@ fn bench_reports_every_figure_for_a_small_fleet_and_a_peer() {
     assert_eq!(r["peers"][1]["name"], "idle");
     assert!(r["peers"][1]["cpu_per_host_sample_ratio"].is_null(), "{r}");
 }
+
+/// The soak at a small size: every fault of its rotation injected (none
+/// refused by the simulator), one row per minute with the agent's RSS,
+/// descriptors and threads, and every grid point of the healthy hosts
+/// delivered. (The hour-long run and its drift are in BENCHMARKS.md.)
+#[test]
+fn soak_injects_its_faults_and_counts_the_healthy_hosts_per_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("soak.json");
+    let o = common::mongomon_timeout(
+        &[
+            "bench",
+            "--hosts",
+            "30",
+            "--interval-secs",
+            "1",
+            "--soak-secs",
+            "34",
+            "--faults-every-secs",
+            "2",
+            "--warmup-secs",
+            "4",
+            "--json",
+            json.to_str().unwrap(),
+            "--work-dir",
+            dir.path().join("work").to_str().unwrap(),
+        ],
+        Duration::from_secs(240),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let faults = r["faults"].as_array().unwrap();
+    let names: std::collections::BTreeSet<&str> =
+        faults.iter().filter_map(|f| f["fault"].as_str()).collect();
+    assert_eq!(names.len(), 16, "the whole rotation ran: {names:?}");
+    let refused: Vec<&serde_json::Value> =
+        faults.iter().filter(|f| !f["error"].is_null()).collect();
+    assert!(refused.is_empty(), "the simulator refused: {refused:?}");
+    let minutes = r["minutes"].as_array().unwrap();
+    assert_eq!(minutes.len(), 1, "one row per started minute: {out}");
+    let m = &minutes[0];
+    assert!(
+        m["rss_kib"].as_u64().unwrap() > 0 && m["fds"].as_u64().unwrap() > 0,
+        "{m}"
+    );
+    assert!(m["threads"].as_u64().unwrap() > 0, "{m}");
+    assert!(m["healthy_due"].as_u64().unwrap() > 20 * 30, "{m}");
+    assert_eq!(
+        r["healthy_completeness"], 1.0,
+        "every grid point of the healthy hosts arrived, receiver outage included: {out}"
+    );
+    assert!(
+        r["faulted_completeness"].as_f64().unwrap() < 1.0,
+        "the faults cost the hosts that took them something: {out}"
+    );
+    assert!(
+        out.contains("completeness: healthy hosts 100.0000 %"),
+        "{out}"
+    );
+}

@@ -84,6 +84,9 @@ pub struct SoakReport {
     pub threads_last: u64,
     /// Healthy hosts' grid points received over all grid points due.
     pub healthy_completeness: f64,
+    /// The first healthy grid points that never arrived, as (host, due
+    /// time in Unix ms): where to look when completeness is short.
+    pub healthy_missing: Vec<(String, i64)>,
     pub faulted_completeness: f64,
 }
 
@@ -258,12 +261,34 @@ pub fn run(o: &BenchOptions, soak: Duration, every: Duration) -> anyhow::Result<
             end(&sim, &receiver, &cfg_path, &good_config, pid, a);
         }
         // What was taken before the end may still be in a batch or the
-        // spool (after a receiver fault): give it time to arrive.
-        sleep_checking(
-            &mut child,
-            o.interval + Duration::from_secs(if report.faults.is_empty() { 5 } else { 35 }),
-        )?;
-        receiver.settle(Duration::from_secs(120));
+        // spool (after a receiver fault): wait (up to 2 minutes) until
+        // every healthy host's last grid point before the end arrived.
+        let step = o.interval.as_millis().max(1) as i64;
+        // Each healthy host with its last grid point before the end.
+        let healthy: Vec<(String, i64)> = hosts
+            .iter()
+            .map(|h| h.addr.to_string())
+            .filter(|a| !t.all.contains(a))
+            .map(|a| {
+                let phase = phase_offset(&a, o.interval).as_millis() as i64;
+                let last = (end_ms - 1 - phase).div_euclid(step) * step + phase;
+                (a, last)
+            })
+            .collect();
+        let waited = Instant::now();
+        while waited.elapsed() < Duration::from_secs(120) {
+            sleep_checking(&mut child, Duration::from_millis(500))?;
+            receiver.settle(Duration::from_secs(10));
+            let seen = receiver.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let arrived = |(h, last): &(String, i64)| {
+                seen.samples
+                    .get(h)
+                    .is_some_and(|v| v.iter().any(|(ts, _)| *ts >= last - step / 2))
+            };
+            if healthy.iter().all(arrived) {
+                break;
+            }
+        }
         Ok((start_ms, end_ms))
     })();
     stop_agent(&mut child);
@@ -557,6 +582,9 @@ fn count(
                 } else {
                     row.healthy_due += 1;
                     row.healthy_received += hit;
+                    if hit == 0 && r.healthy_missing.len() < 20 {
+                        r.healthy_missing.push((addr.clone(), due));
+                    }
                 }
             }
             k += 1;
