@@ -1153,9 +1153,16 @@ fn receiver() {
                         g("samples_dead_lettered")
                     );
                 }
+                let attempts = if id == "receiver_400" {
+                    "refused for good, not retried".to_string()
+                } else {
+                    format!(
+                        "{} failed attempts, each taken later under its batch id",
+                        g("batches_retried")
+                    )
+                };
                 format!(
-                    "{} failed attempts, each taken later under its batch id; {accounting}; {missing} grid points missing, {repeated} delivered twice{extra}",
-                    g("batches_retried")
+                    "{attempts}; {accounting}; {missing} grid points missing, {repeated} delivered twice{extra}"
                 )
             }
         };
