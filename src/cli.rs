@@ -310,7 +310,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(..=MAX_RUN_SECS))]
     pub soak_secs: u64,
     /// How often the soak injects a fault (held for half of this, at most 30 s).
-    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=86_400))]
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub faults_every_secs: u64,
 }
 

@@ -180,7 +180,7 @@ pub fn run(o: &BenchOptions, soak: Duration, every: Duration) -> anyhow::Result<
     write_config(&cfg_path, &good_config)?;
     let mut child = spawn_agent(o, &cfg_path)?;
     let pid = child.id();
-    let every = every.max(Duration::from_secs(2));
+    let every = every.max(Duration::from_secs(1));
     let hold = (every / 2).min(Duration::from_secs(30));
     let mut report = SoakReport {
         hosts: n,
