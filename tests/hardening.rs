@@ -2,7 +2,8 @@
 //! file or spool directory that others can write, or a spool directory of
 //! another user, with the path, the mode or owner and the command that fixes
 //! it, and never a secret of the configuration; `check` reports the same as
-//! FAIL lines. The spool it creates itself is private: directories 0700,
+//! FAIL lines, and a SIGHUP reload refuses such a file and keeps the
+//! running configuration. The spool it creates itself is private: directories 0700,
 //! files 0600, whatever the umask.
 //!
 //! The owner test needs root (chown, a second user) and fails with the
@@ -266,6 +267,70 @@ fn the_spool_dir_is_created_private_and_spool_files_are_0600() {
     for f in &files {
         assert_eq!(mode(f), 0o600, "{} (umask 000)", f.display());
     }
+    assert!(agent.stop(Duration::from_secs(20)).success());
+    assert_no_secret(&agent.log());
+}
+
+/// A reload checks what a start checks: a file made writable by others
+/// since the start is refused on SIGHUP (the path, the mode and the fix in
+/// the log, the running configuration kept, no secret); once fixed, the
+/// next SIGHUP applies it.
+#[test]
+fn a_reload_of_a_config_others_can_write_is_refused_with_the_fix() {
+    let (_sim, hosts) = deploy::standalones(1);
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let cfg = write_config(dir.path(), &config(&spool, &hosts[0]), 0o600);
+    let p = cfg.display().to_string();
+    let mut agent = start_with_umask_000(dir, &cfg);
+    // A spooled batch: the agent is up, signal handlers and all.
+    wait_for("a spooled segment", Duration::from_secs(30), || {
+        if !agent.is_running() {
+            panic!("the agent exited:\n{}", agent.log());
+        }
+        files_under(&spool)
+            .into_iter()
+            .any(|p| p.extension().is_some_and(|x| x == "seg"))
+            .then_some(())
+    });
+
+    // An edit that would be valid, in a file everyone may now write.
+    std::fs::write(
+        &cfg,
+        config(&spool, &hosts[0]).replace("interval_secs = 1", "interval_secs = 2"),
+    )
+    .unwrap();
+    chmod(&cfg, 0o666);
+    common::signal(agent.pid(), libc::SIGHUP);
+    let rejected = wait_for("the rejection", Duration::from_secs(10), || {
+        agent
+            .log()
+            .lines()
+            .find(|l| l.contains("Reload rejected; keeping the running configuration."))
+            .map(str::to_string)
+    });
+    assert!(
+        rejected.contains(&format!(
+            "The configuration file {p} is writable by its group and every user (mode 0666)"
+        )) && rejected.contains(&format!("chmod 0640 {p}")),
+        "names the file, its mode and the fix: {rejected}"
+    );
+    assert!(
+        !agent.log().contains("Configuration reloaded."),
+        "not applied:\n{}",
+        agent.log()
+    );
+    assert!(agent.is_running(), "still running:\n{}", agent.log());
+
+    // Fixed: the same file is applied on the next SIGHUP.
+    chmod(&cfg, 0o600);
+    common::signal(agent.pid(), libc::SIGHUP);
+    wait_for("the reload", Duration::from_secs(10), || {
+        agent
+            .log()
+            .contains("Configuration reloaded.")
+            .then_some(())
+    });
     assert!(agent.stop(Duration::from_secs(20)).success());
     assert_no_secret(&agent.log());
 }

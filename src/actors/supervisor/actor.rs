@@ -811,15 +811,28 @@ impl Handler<Reload> for Supervisor {
             );
             return;
         };
+        // The same permission checks as at start: a file that became
+        // writable by others since then is no more trusted on a reload.
         let result = config::load(&src.path, &src.overrides)
-            .and_then(|raw| config::validate(&raw, Some(&src.path)));
+            .and_then(|raw| Ok((config::validate(&raw, Some(&src.path))?, raw)))
+            .map_err(|e| e.to_string())
+            .and_then(|(new, raw)| {
+                let euid = Some(crate::daemon::euid());
+                let problems = crate::daemon::permission_problems(&src.path, &raw, euid);
+                if problems.is_empty() {
+                    Ok(new)
+                } else {
+                    let all: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+                    Err(all.join(" "))
+                }
+            });
         match result {
             Ok(new) => {
                 info!(self.log, "Configuration reloaded."; "file" => src.path.display().to_string(), "targets" => new.targets.len());
                 self.apply(new, ctx);
             }
             Err(e) => {
-                error!(self.log, "Reload rejected; keeping the running configuration."; "error" => e.to_string());
+                error!(self.log, "Reload rejected; keeping the running configuration."; "error" => e);
             }
         }
     }
