@@ -235,6 +235,16 @@ pub fn permission_problems(
     out
 }
 
+/// Why the agent running as `owner` refuses the configuration file and
+/// spool of `raw`: every problem of [`permission_problems`] in one message
+/// (an operator fixes them in one go), or `None` when there is none. Both
+/// a start and a SIGHUP reload ask this.
+pub fn permission_refusal(config: &Path, raw: &RawConfig, owner: Option<u32>) -> Option<String> {
+    let problems = permission_problems(config, raw, owner);
+    let all: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    (!all.is_empty()).then(|| all.join(" "))
+}
+
 /// The login name of `uid`, if the user database knows it.
 fn user_name(uid: u32) -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 4096];

@@ -3,8 +3,8 @@
 //! another user, with the path, the mode or owner and the command that fixes
 //! it, and never a secret of the configuration; `check` reports the same as
 //! FAIL lines, and a SIGHUP reload refuses such a file and keeps the
-//! running configuration. The spool it creates itself is private: directories 0700,
-//! files 0600, whatever the umask.
+//! running configuration. The spool it creates itself is private:
+//! directories 0700, files 0600, whatever the umask.
 //!
 //! The owner test needs root (chown, a second user) and fails with the
 //! reason otherwise; CI runs as root.
@@ -222,6 +222,19 @@ fn start_with_umask_000(dir: tempfile::TempDir, cfg: &Path) -> common::Agent {
     common::Agent::adopt(child, dir)
 }
 
+/// The first spooled segment under `spool` (the receiver is a closed port),
+/// failing if the agent exits first.
+fn first_segment(agent: &mut common::Agent, spool: &Path) -> PathBuf {
+    wait_for("a spooled segment", Duration::from_secs(30), || {
+        if !agent.is_running() {
+            panic!("the agent exited:\n{}", agent.log());
+        }
+        files_under(spool)
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|x| x == "seg"))
+    })
+}
+
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -244,14 +257,7 @@ fn the_spool_dir_is_created_private_and_spool_files_are_0600() {
     let text = config(&spool, &hosts[0]);
     let cfg = write_config(dir.path(), &text, 0o600);
     let mut agent = start_with_umask_000(dir, &cfg);
-    let seg = wait_for("a spooled segment", Duration::from_secs(30), || {
-        if !agent.is_running() {
-            panic!("the agent exited:\n{}", agent.log());
-        }
-        files_under(&spool)
-            .into_iter()
-            .find(|p| p.extension().is_some_and(|x| x == "seg"))
-    });
+    let seg = first_segment(&mut agent, &spool);
     let target_dir = seg.parent().unwrap().to_path_buf();
     for d in [spool.parent().unwrap(), &spool, &target_dir] {
         assert_eq!(mode(d), 0o700, "{} (umask 000)", d.display());
@@ -284,15 +290,7 @@ fn a_reload_of_a_config_others_can_write_is_refused_with_the_fix() {
     let p = cfg.display().to_string();
     let mut agent = start_with_umask_000(dir, &cfg);
     // A spooled batch: the agent is up, signal handlers and all.
-    wait_for("a spooled segment", Duration::from_secs(30), || {
-        if !agent.is_running() {
-            panic!("the agent exited:\n{}", agent.log());
-        }
-        files_under(&spool)
-            .into_iter()
-            .any(|p| p.extension().is_some_and(|x| x == "seg"))
-            .then_some(())
-    });
+    first_segment(&mut agent, &spool);
 
     // An edit that would be valid, in a file everyone may now write.
     std::fs::write(

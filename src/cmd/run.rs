@@ -22,12 +22,9 @@ pub fn command(
 ) -> anyhow::Result<ExitCode> {
     let (raw, overrides) = super::load(cfg)?;
     let settings = config::validate(&raw, Some(&cfg.config))?;
-    // Every problem at once: an operator fixes them in one go.
-    let problems =
-        crate::daemon::permission_problems(&cfg.config, &raw, Some(crate::daemon::euid()));
-    if !problems.is_empty() {
-        let all: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
-        anyhow::bail!(all.join(" "));
+    let euid = Some(crate::daemon::euid());
+    if let Some(msg) = crate::daemon::permission_refusal(&cfg.config, &raw, euid) {
+        anyhow::bail!(msg);
     }
     if let Some(msg) = crate::daemon::root_refusal(crate::daemon::euid(), allow_root) {
         anyhow::bail!(msg);

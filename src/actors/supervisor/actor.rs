@@ -818,12 +818,9 @@ impl Handler<Reload> for Supervisor {
             .map_err(|e| e.to_string())
             .and_then(|(new, raw)| {
                 let euid = Some(crate::daemon::euid());
-                let problems = crate::daemon::permission_problems(&src.path, &raw, euid);
-                if problems.is_empty() {
-                    Ok(new)
-                } else {
-                    let all: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
-                    Err(all.join(" "))
+                match crate::daemon::permission_refusal(&src.path, &raw, euid) {
+                    Some(msg) => Err(msg),
+                    None => Ok(new),
                 }
             });
         match result {
