@@ -134,10 +134,13 @@ fn soak_injects_its_faults_and_counts_the_healthy_hosts_per_minute() {
             "30",
             "--interval-secs",
             "1",
+            // Each fault is held for half its period: 1 s, a whole
+            // interval, so a slow or hung reply surely meets a sample
+            // (held 0.5 s, every fault could fall between two samples).
             "--soak-secs",
-            "18",
+            "35",
             "--faults-every-secs",
-            "1",
+            "2",
             "--warmup-secs",
             "4",
             "--json",

@@ -40,6 +40,31 @@ enum Phase {
     Leaving,
 }
 
+/// Which etcd problems were logged: one line per activity and kind of
+/// problem until etcd answers again. While etcd is down every retry fails
+/// and the member named changes from one attempt to the next: that alone is
+/// not news. A change of kind is: etcd coming back and refusing the
+/// password (after being unreachable) is what the operator must fix.
+#[derive(Debug, Default)]
+struct Problems {
+    /// Activity → whether the problem logged was "unavailable".
+    logged: BTreeMap<&'static str, bool>,
+}
+
+impl Problems {
+    /// Whether `e`, met while doing `what`, should be logged.
+    fn is_news(&mut self, what: &'static str, e: &EtcdError) -> bool {
+        self.logged.insert(what, e.unavailable) != Some(e.unavailable)
+    }
+
+    /// etcd answered: forgets every problem; true when there were some.
+    fn clear(&mut self) -> bool {
+        let had = !self.logged.is_empty();
+        self.logged.clear();
+        had
+    }
+}
+
 /// Keeps this agent's membership, leadership and share.
 pub struct Fleet {
     settings: FleetSettings,
@@ -73,7 +98,7 @@ pub struct Fleet {
     publishing: bool,
     /// The etcd problems logged, by what was being done, so that each is
     /// logged once until etcd answers again.
-    problems: BTreeMap<&'static str, String>,
+    problems: Problems,
     retry_at: Instant,
 }
 
@@ -113,7 +138,7 @@ impl Fleet {
             campaigning: false,
             to_publish: None,
             publishing: false,
-            problems: BTreeMap::new(),
+            problems: Problems::default(),
             retry_at: Instant::now(),
         }
     }
@@ -122,20 +147,15 @@ impl Fleet {
         &self.settings.agent_id
     }
 
-    /// Logs an etcd problem once per activity, until etcd answers again
-    /// (the member named may change from one attempt to the next: that
-    /// alone is not news).
     fn problem(&mut self, what: &'static str, e: &EtcdError) {
-        if !self.problems.contains_key(what) {
+        if self.problems.is_news(what, e) {
             warn!(self.log, "etcd trouble."; "during" => what, "error" => e.to_string());
-            self.problems.insert(what, e.to_string());
         }
     }
 
     fn etcd_answers(&mut self) {
-        if !self.problems.is_empty() {
+        if self.problems.clear() {
             info!(self.log, "etcd answers again."; "etcd" => self.etcd.current_endpoint());
-            self.problems.clear();
         }
     }
 
@@ -648,5 +668,36 @@ impl Handler<LeaveFleet> for Fleet {
                 );
             }),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(message: &str, unavailable: bool) -> EtcdError {
+        EtcdError {
+            message: message.to_string(),
+            unavailable,
+        }
+    }
+
+    #[test]
+    fn a_refusal_after_an_outage_is_logged_though_the_activity_was() {
+        let mut p = Problems::default();
+        assert!(p.is_news("renewing the lease", &err("cannot reach etcd at a", true)));
+        // Another member, still down: not news.
+        assert!(!p.is_news("renewing the lease", &err("cannot reach etcd at b", true)));
+        // Another activity is.
+        assert!(p.is_news("watching the fleet", &err("closed the watch", true)));
+        // etcd is back and refuses the password: news, once.
+        let refused = err("authentication failed", false);
+        assert!(p.is_news("renewing the lease", &refused));
+        assert!(!p.is_news("renewing the lease", &refused));
+        // Down again: news again.
+        assert!(p.is_news("renewing the lease", &err("cannot reach etcd at a", true)));
+        assert!(p.clear());
+        assert!(!p.clear());
+        assert!(p.is_news("renewing the lease", &refused));
     }
 }
