@@ -10,7 +10,10 @@
 //!
 //! Endpoints are tried in turn: a call that cannot reach one member (or
 //! gets "no leader" from it) moves on to the next at once, so losing one
-//! member of three costs a retry, not a lease.
+//! member of three costs a retry, not a lease. A member that lost its
+//! leader holds calls instead until a new one is elected: for a renewal
+//! running late the fleet asks every member at once
+//! ([`Etcd::call_everywhere`]).
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -191,7 +194,13 @@ impl Etcd {
         };
         let body = json!({ "name": user, "password": password });
         let v = self
-            .post_once(endpoint, "auth/authenticate", &body, false)
+            .post_once(
+                endpoint,
+                "auth/authenticate",
+                &body,
+                false,
+                self.opts.timeout,
+            )
             .await?;
         match v["token"].as_str() {
             Some(t) => {
@@ -214,10 +223,11 @@ impl Etcd {
         path: &str,
         body: &Value,
         with_token: bool,
+        timeout: Duration,
     ) -> Result<Value, EtcdError> {
         self.calls.set(self.calls.get() + 1);
         let url = format!("{}/v3/{path}", endpoint.trim_end_matches('/'));
-        let mut req = self.http.post(&url);
+        let mut req = self.http.post(&url).timeout(timeout);
         if with_token {
             if let Some(t) = self.token.borrow().as_deref() {
                 req = req.insert_header((awc::http::header::AUTHORIZATION, t.to_string()));
@@ -266,34 +276,41 @@ impl Etcd {
         })
     }
 
+    /// One attempt at member `i`: logs in first when there is no token,
+    /// and once more when the member says the token expired.
+    async fn call_at(
+        &self,
+        i: usize,
+        path: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Value, EtcdError> {
+        let endpoint = &self.opts.endpoints[i];
+        if self.opts.credentials.is_some() && self.token.borrow().is_none() {
+            self.authenticate(endpoint).await?;
+        }
+        match self.post_once(endpoint, path, body, true, timeout).await {
+            Err(e)
+                if self.opts.credentials.is_some()
+                    && (e.message.contains("token") || e.message.contains("Unauthenticated")) =>
+            {
+                // Tokens expire when idle (and etcd's simple tokens are
+                // each member's own): log in here and try again once.
+                *self.token.borrow_mut() = None;
+                self.authenticate(endpoint).await?;
+                self.post_once(endpoint, path, body, true, timeout).await
+            }
+            r => r,
+        }
+    }
+
     /// One call, tried on each member in turn until one answers.
     pub async fn call(&self, path: &str, body: Value) -> Result<Value, EtcdError> {
         let n = self.opts.endpoints.len();
         let mut last = unavailable("no etcd endpoint configured".into());
         for attempt in 0..n {
             let i = (self.current.get() + attempt) % n;
-            let endpoint = self.opts.endpoints[i].clone();
-            if self.opts.credentials.is_some() && self.token.borrow().is_none() {
-                if let Err(e) = self.authenticate(&endpoint).await {
-                    if e.unavailable {
-                        last = e;
-                        continue;
-                    }
-                    return Err(e);
-                }
-            }
-            let mut result = self.post_once(&endpoint, path, &body, true).await;
-            if let Err(e) = &result {
-                if self.opts.credentials.is_some()
-                    && (e.message.contains("token") || e.message.contains("Unauthenticated"))
-                {
-                    // Tokens expire when idle: log in again once.
-                    *self.token.borrow_mut() = None;
-                    self.authenticate(&endpoint).await?;
-                    result = self.post_once(&endpoint, path, &body, true).await;
-                }
-            }
-            match result {
+            match self.call_at(i, path, &body, self.opts.timeout).await {
                 Ok(v) => {
                     self.current.set(i);
                     return Ok(v);
@@ -303,6 +320,40 @@ impl Etcd {
             }
         }
         Err(last)
+    }
+
+    /// One call sent to every member at once, each allowed `timeout`; the
+    /// first answer wins and the others are dropped. For a renewal running
+    /// late: while the members elect a new leader they hold requests rather
+    /// than refuse them, so trying them one after another spends a whole
+    /// timeout on each, and the lease can run out before the member that
+    /// answers is asked. When none answers, a refusal (a wrong password) is
+    /// reported before "unavailable", being what the operator must fix.
+    pub async fn call_everywhere(
+        &self,
+        path: &str,
+        body: Value,
+        timeout: Duration,
+    ) -> Result<Value, EtcdError> {
+        let body = &body;
+        let mut pending: futures_util::stream::FuturesUnordered<_> = (0..self.opts.endpoints.len())
+            .map(|i| async move { (i, self.call_at(i, path, body, timeout).await) })
+            .collect();
+        let mut last = unavailable("no etcd endpoint configured".into());
+        let mut refused = None;
+        while let Some((i, r)) = pending.next().await {
+            match r {
+                Ok(v) => {
+                    self.current.set(i);
+                    return Ok(v);
+                }
+                Err(e) if e.unavailable => last = e,
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
+            }
+        }
+        Err(refused.unwrap_or(last))
     }
 
     /// A new lease of `ttl_secs`; returns its id and the TTL granted.
@@ -318,11 +369,22 @@ impl Etcd {
         Ok((id, int(&v["TTL"]).max(0) as u64))
     }
 
-    /// Renews a lease; `Ok(0)` when it no longer exists.
-    pub async fn keep_alive(&self, id: i64) -> Result<u64, EtcdError> {
-        let v = self
-            .call("lease/keepalive", json!({ "ID": id.to_string() }))
-            .await?;
+    /// Renews a lease; `Ok(0)` when it no longer exists. `everywhere`: ask
+    /// every member at once, waiting up to that long for each (see
+    /// [`Etcd::call_everywhere`]).
+    pub async fn keep_alive(
+        &self,
+        id: i64,
+        everywhere: Option<Duration>,
+    ) -> Result<u64, EtcdError> {
+        let body = json!({ "ID": id.to_string() });
+        let v = match everywhere {
+            Some(timeout) => {
+                self.call_everywhere("lease/keepalive", body, timeout)
+                    .await?
+            }
+            None => self.call("lease/keepalive", body).await?,
+        };
         let r = if v.get("result").is_some() {
             &v["result"]
         } else {
@@ -567,6 +629,97 @@ mod tests {
         let v = json!({ "key": b64(b"/k"), "mod_revision": "10" });
         assert_eq!(super::kv(&v).unwrap().value, Vec::<u8>::new());
         assert_eq!(int(&Value::Null), 0);
+    }
+
+    /// A stand-in member on loopback: answers every request with `reply`
+    /// (status line and JSON body), or, with `None`, accepts and never
+    /// answers (a member waiting for a leader). Returns its URL.
+    fn member(reply: Option<&'static str>) -> String {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for mut c in l.incoming().flatten() {
+                let Some((status, body)) = reply.and_then(|r| r.split_once('|')) else {
+                    held.push(c);
+                    continue;
+                };
+                // Reads the request head and body before answering.
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = c.read(&mut buf) {
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).to_lowercase();
+                    if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if rest.len() >= len {
+                            break;
+                        }
+                    }
+                }
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        url
+    }
+
+    fn client(endpoints: Vec<String>) -> Etcd {
+        Etcd::new(EtcdOptions {
+            endpoints,
+            tls: None,
+            credentials: None,
+            timeout: Duration::from_secs(30),
+        })
+    }
+
+    #[test]
+    fn a_member_holding_the_call_does_not_hold_up_a_renewal_sent_everywhere() {
+        actix_rt::System::new().block_on(async {
+            let held = member(None);
+            let answers = member(Some(r#"200 OK|{"result":{"ID":"7","TTL":"3"}}"#));
+            let etcd = client(vec![held, answers.clone()]);
+            // Calls start at the held member; asked one after another, the
+            // renewal would wait there its whole 30 s.
+            let r = actix_rt::time::timeout(
+                Duration::from_secs(10),
+                etcd.keep_alive(7, Some(Duration::from_secs(30))),
+            )
+            .await
+            .expect("the answering member's reply is not held up by the other");
+            assert_eq!(r.unwrap(), 3);
+            // Later calls start at the member that answered.
+            assert_eq!(etcd.current_endpoint(), answers);
+        });
+    }
+
+    #[test]
+    fn a_refusal_is_reported_before_unavailability_when_no_member_renews() {
+        actix_rt::System::new().block_on(async {
+            // A port nothing listens on: refused at once.
+            let closed = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                format!("http://{}", l.local_addr().unwrap())
+            };
+            let refuses = member(Some(
+                r#"401 Unauthorized|{"error":"etcdserver: permission denied","code":7,"message":"etcdserver: permission denied"}"#,
+            ));
+            let etcd = client(vec![closed, refuses]);
+            let e = etcd
+                .keep_alive(7, Some(Duration::from_secs(30)))
+                .await
+                .unwrap_err();
+            assert!(!e.unavailable, "{e}");
+            assert!(e.message.contains("permission denied"), "{e}");
+        });
     }
 
     #[test]

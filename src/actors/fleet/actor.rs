@@ -35,7 +35,10 @@ enum Phase {
     /// Lease held and renewed.
     Member,
     /// The lease could not be renewed for a TTL: sampling stopped; still
-    /// trying to renew it (etcd may come back with the lease intact).
+    /// trying to renew it (etcd may come back with the lease intact). The
+    /// share is kept, its monitors idle behind the closed gate, so that a
+    /// lease that held resumes on the sampling grid with the same monitors;
+    /// only a lease found gone gives the share up.
     Suspended,
     Leaving,
 }
@@ -78,6 +81,8 @@ pub struct Fleet {
     /// When the last renewal that succeeded was sent.
     renewed_at: Option<Instant>,
     renewing: bool,
+    /// A late renewal sent to every member is under way.
+    renewing_everywhere: bool,
     /// Live agents (id → weight), the leader (id, lease) and the
     /// published hosts, as the watch tells them.
     agents: BTreeMap<String, f64>,
@@ -125,6 +130,7 @@ impl Fleet {
             lease: 0,
             renewed_at: None,
             renewing: false,
+            renewing_everywhere: false,
             agents: BTreeMap::new(),
             leader: None,
             hosts: BTreeMap::new(),
@@ -321,6 +327,13 @@ impl Fleet {
                 .filter(|h| owner(h, &agents) == Some(self.me()))
                 .cloned()
                 .collect()
+        } else if matches!(self.phase, Phase::Member | Phase::Suspended) {
+            // The lease may still hold: the share stays, its rounds held
+            // by the gate while it is closed (or, while the view is read
+            // again, as it was). Stopping the monitors would start new
+            // ones on resuming, and a new monitor samples at once: a
+            // second sample in a round already sampled.
+            self.owned.clone()
         } else {
             BTreeSet::new()
         };
@@ -460,26 +473,45 @@ impl Fleet {
         );
     }
 
-    fn renew(&mut self, ctx: &mut Context<Self>) {
-        if self.renewing {
+    /// Renews the lease through the member that answered last, or, when
+    /// `everywhere`, through every member at once (a renewal running late).
+    /// One of each may be under way.
+    fn renew(&mut self, ctx: &mut Context<Self>, everywhere: bool) {
+        let busy = if everywhere {
+            &mut self.renewing_everywhere
+        } else {
+            &mut self.renewing
+        };
+        if *busy {
             return;
         }
-        self.renewing = true;
+        *busy = true;
+        // Each member may take what is left of the lease: a member that
+        // waits for a new leader answers once there is one.
+        let wait = everywhere.then(|| (self.ttl / 2).max(self.settings.call_timeout()));
         let etcd = self.etcd.clone();
         let id = self.lease;
         let sent = Instant::now();
         ctx.spawn(
-            async move { etcd.keep_alive(id).await }
+            async move { etcd.keep_alive(id, wait).await }
                 .into_actor(self)
                 .map(move |r, act, ctx| {
-                    act.renewing = false;
+                    if everywhere {
+                        act.renewing_everywhere = false;
+                    } else {
+                        act.renewing = false;
+                    }
                     if act.phase == Phase::Leaving || id != act.lease {
                         return;
                     }
                     match r {
                         Ok(ttl) if ttl > 0 => {
-                            act.renewed_at = Some(sent);
-                            act.links.gate.open_until(sent + act.ttl);
+                            // With two renewals under way, the one sent
+                            // later may answer first.
+                            if act.renewed_at.is_none_or(|t| sent > t) {
+                                act.renewed_at = Some(sent);
+                                act.links.gate.open_until(sent + act.ttl);
+                            }
                             act.etcd_answers();
                             if act.phase == Phase::Suspended {
                                 info!(
@@ -498,6 +530,8 @@ impl Fleet {
                             act.suspend(ctx);
                             act.phase = Phase::Joining;
                             act.lease = 0;
+                            // The other agents own this share by now.
+                            act.reassess(ctx);
                             act.join(ctx);
                         }
                         Err(e) => act.problem("renewing the lease", &e),
@@ -530,13 +564,17 @@ impl Fleet {
                 if self.phase == Phase::Member && self.lease_deadline().is_none_or(|d| now >= d) {
                     self.suspend(ctx);
                 }
-                // Every third of the TTL; while suspended, as often as
-                // calls come back.
-                let due = self
-                    .renewed_at
-                    .is_none_or(|t| now >= t + self.ttl / 3 || self.phase == Phase::Suspended);
-                if due {
-                    self.renew(ctx);
+                // Every third of the TTL. Once half of it is gone (and
+                // while suspended, as often as calls come back) every
+                // member is asked at once: the member asked may be holding
+                // the call while the cluster elects a new leader, and
+                // asking the others one after another could outlast the
+                // lease.
+                let since = self.renewed_at.map(|t| now.saturating_duration_since(t));
+                if since.is_none_or(|d| d >= self.ttl / 2) {
+                    self.renew(ctx, true);
+                } else if since.is_some_and(|d| d >= self.ttl / 3) {
+                    self.renew(ctx, false);
                 }
             }
             Phase::Leaving => {}

@@ -165,6 +165,47 @@ impl EtcdCluster {
         out.starts_with("HTTP/1.1 200") && out.contains("\"true\"")
     }
 
+    /// The member leading the cluster now, as the running members say
+    /// (`/v3/maintenance/status`: its own id and the leader's); plain HTTP
+    /// only.
+    pub fn leader(&self) -> Option<usize> {
+        for (i, m) in self.members.iter().enumerate() {
+            if m.child.is_none() {
+                continue;
+            }
+            let Ok(mut s) = TcpStream::connect(("127.0.0.1", m.client)) else {
+                continue;
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let body = "{}";
+            let req = format!(
+                "POST /v3/maintenance/status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                m.client,
+                body.len()
+            );
+            if s.write_all(req.as_bytes()).is_err() {
+                continue;
+            }
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            // The JSON object, whether or not the body came in chunks.
+            let (Some(a), Some(b)) = (out.find('{'), out.rfind('}')) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&out[a..=b]) else {
+                continue;
+            };
+            let (me, leader) = (&v["header"]["member_id"], &v["leader"]);
+            if leader.is_null() || leader == "0" {
+                continue;
+            }
+            if me == leader {
+                return Some(i);
+            }
+        }
+        None
+    }
+
     /// Waits until each of `members` reports a leader.
     pub fn wait_healthy(&self, members: &[usize], limit: Duration) -> anyhow::Result<()> {
         let t0 = Instant::now();
