@@ -854,14 +854,24 @@ impl Handler<Shutdown> for Supervisor {
         if let Some(d) = self.discovery.take() {
             d.do_send(StopDiscovery);
         }
-        for (_, addr) in self.monitors.drain() {
-            addr.do_send(StopMonitoring);
-        }
+        // Each monitor's stop is awaited before the batchers flush: a round
+        // that ends meanwhile sends its samples first (a stopped actor
+        // polls no more futures), so the flush takes them. Not waiting let
+        // a last round reach the batcher after its flush, to be batched
+        // again and delivered to a fast receiver while a slower one was
+        // already judged idle.
+        let monitors_stopped = futures_util::future::join_all(
+            self.monitors
+                .drain()
+                .map(|(_, addr)| addr.send(StopMonitoring))
+                .collect::<Vec<_>>(),
+        );
         let batchers: Vec<Addr<Batcher>> = self.batchers.values().cloned().collect();
         let uploaders: Vec<Addr<Uploader>> = self.uploaders.values().cloned().collect();
         let deadline = crate::clock::deadline(Instant::now(), timeout);
         let fleet = self.fleet.clone();
         let drain = async move {
+            let _ = actix_rt::time::timeout(timeout, monitors_stopped).await;
             if let Some(f) = fleet {
                 let _ = f.send(LeaveFleet).await;
             }
