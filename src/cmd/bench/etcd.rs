@@ -3,8 +3,7 @@
 //! `n` members, each on its own data directory under the given one, so
 //! that a member can be stopped and started again. Killed on drop.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -149,20 +148,11 @@ impl EtcdCluster {
         if self.tls.is_some() {
             return TcpStream::connect(("127.0.0.1", self.members[i].client)).is_ok();
         }
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.members[i].client)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        let req = format!(
-            "GET /health HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            self.members[i].client
-        );
-        if s.write_all(req.as_bytes()).is_err() {
-            return false;
-        }
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out.starts_with("HTTP/1.1 200") && out.contains("\"true\"")
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.members[i].client));
+        matches!(
+            super::loopback_http(addr, "/health", None, Duration::from_secs(2)),
+            Ok((200, body)) if body.contains("\"true\"")
+        )
     }
 
     /// The member leading the cluster now, as the running members say
@@ -173,21 +163,15 @@ impl EtcdCluster {
             if m.child.is_none() {
                 continue;
             }
-            let Ok(mut s) = TcpStream::connect(("127.0.0.1", m.client)) else {
+            let addr = SocketAddr::from(([127, 0, 0, 1], m.client));
+            let Ok((_, out)) = super::loopback_http(
+                addr,
+                "/v3/maintenance/status",
+                Some("{}"),
+                Duration::from_secs(2),
+            ) else {
                 continue;
             };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let body = "{}";
-            let req = format!(
-                "POST /v3/maintenance/status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                m.client,
-                body.len()
-            );
-            if s.write_all(req.as_bytes()).is_err() {
-                continue;
-            }
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
             // The JSON object, whether or not the body came in chunks.
             let (Some(a), Some(b)) = (out.find('{'), out.rfind('}')) else {
                 continue;

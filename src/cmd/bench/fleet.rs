@@ -3,8 +3,8 @@
 //! more descriptors than it may have (a listener and the agent's
 //! connection per host, plus a peer's).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -160,34 +160,16 @@ impl Fleet {
 /// A JSON POST to a simulator's control endpoint; an error carries the
 /// simulator's reason.
 fn post(addr: SocketAddr, path: &str, body: &str) -> anyhow::Result<()> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut all = String::new();
-    s.read_to_string(&mut all)?;
-    match all.split_once("\r\n\r\n") {
-        Some((head, _)) if head.starts_with("HTTP/1.1 200") => Ok(()),
-        Some((_, answer)) => bail!("{addr}{path}: {answer}"),
-        None => bail!("{addr}{path}: no answer"),
+    match super::loopback_http(addr, path, Some(body), Duration::from_secs(30))? {
+        (200, _) => Ok(()),
+        (_, answer) => bail!("{addr}{path}: {answer}"),
     }
 }
 
 /// A plain HTTP GET to a simulator's control endpoint (loopback).
 fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut all = String::new();
-    s.read_to_string(&mut all)?;
-    match all.split_once("\r\n\r\n") {
-        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
+    match super::loopback_http(addr, path, None, Duration::from_secs(30)) {
+        Ok((200, body)) => Ok(body),
         _ => bail!("{addr}{path}: unexpected answer"),
     }
 }

@@ -212,6 +212,43 @@ struct Seen {
     agent_lines: Vec<(i64, String)>,
 }
 
+/// One plain HTTP/1.1 request to a loopback service the harness started
+/// (a simulator's control endpoint, an etcd member), read to the end
+/// (`Connection: close`): the status code and the body. A JSON `body`
+/// makes it a POST, none a GET.
+pub(crate) fn loopback_http(
+    addr: SocketAddr,
+    path: &str,
+    body: Option<&str>,
+    read_timeout: Duration,
+) -> anyhow::Result<(u16, String)> {
+    use std::io::Read as _;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(read_timeout))?;
+    match body {
+        Some(body) => write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?,
+        None => write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?,
+    }
+    let mut all = String::new();
+    s.read_to_string(&mut all)?;
+    let Some((head, body)) = all.split_once("\r\n\r\n") else {
+        anyhow::bail!("{addr}{path}: no answer");
+    };
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_string()))
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
